@@ -1,0 +1,95 @@
+"""Command line: ``python -m pipeline <command> ...``. Parses arguments, calls one function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pipeline import commands
+from pipeline.data.images import ImageReadError
+from pipeline.data.samples import DataError
+from pipeline.device import DeviceError
+from pipeline.models.weights import MissingWeightsError
+from pipeline.workspace import WorkspaceError
+
+EXPECTED_ERRORS = (DataError, WorkspaceError, MissingWeightsError, DeviceError, ImageReadError, FileNotFoundError, ValueError)
+
+
+def _method_args(p: argparse.ArgumentParser, with_data: bool = True) -> None:
+    if with_data:
+        p.add_argument("--data", type=Path, required=True, help="folder holding the category folder (LOCO layout or good/ + bad/)")
+    p.add_argument("--category", required=True, help="category name (its folder name under --data)")
+    p.add_argument("--workspace", type=Path, required=True, help="workspace folder (created by fit if missing)")
+    p.add_argument("--method", default="instant", help="detection method (default: instant)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m pipeline", description="Inspection workbench: visual anomaly detection from good parts.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("fit", help="fit a method on a category's good images")
+    _method_args(p)
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick", help="quick: CPU-friendly; paper: thesis settings")
+    p.add_argument("--seed", type=int, default=0)
+
+    p = sub.add_parser("evaluate", help="score the test split and write metrics JSON")
+    _method_args(p)
+    p.add_argument("--out", type=Path, required=True, help="metrics JSON file to write")
+
+    p = sub.add_parser("predict", help="score images with a fitted method; write heat maps and scores.jsonl")
+    _method_args(p, with_data=False)
+    p.add_argument("images", nargs="+", type=Path, help="image files")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+
+    p = sub.add_parser("synth", help="generate the synthetic LOCO-layout benchmark")
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--categories", nargs="+", help="categories to write (default: all)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--n-train", type=int, default=None, help="good training images per category (validation gets a third)")
+    p.add_argument("--n-test", type=int, default=None, help="test images per kind (good, logical, structural)")
+    p.add_argument("--size", type=int, default=256, help="image side in px")
+
+    p = sub.add_parser("demo", help="generate the demo data on first use and register it in the demo workspace")
+    p.add_argument("--root", type=Path, default=Path("demo"))
+
+    p = sub.add_parser("import", help="register data categories in a workspace")
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--data", type=Path, required=True)
+    p.add_argument("--categories", nargs="+", help="category names (default: every category found)")
+
+    sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.command == "fit":
+        return commands.fit_command(args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed)
+    if args.command == "evaluate":
+        return commands.evaluate_command(args.data, args.category, args.workspace, args.method, args.out, args.device)
+    if args.command == "predict":
+        return commands.predict_command(args.workspace, args.category, args.method, args.images, args.out, args.device)
+    if args.command == "synth":
+        return commands.synth_command(args.out, args.categories, args.seed, args.n_train, args.n_test, args.size)
+    if args.command == "demo":
+        return commands.demo_command(args.root)
+    if args.command == "import":
+        return commands.import_command(args.workspace, args.data, args.categories)
+    return commands.doctor_command()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
+    except EXPECTED_ERRORS as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,176 @@
+"""One function per CLI subcommand. Each returns the process exit code; errors propagate as the
+typed exceptions that ``__main__`` turns into one-line messages."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.data.discover import find_categories, load_category
+from pipeline.data.images import ImageReadError, load_rgb
+from pipeline.data.samples import DataError
+from pipeline.evaluation.evaluate import evaluate_method
+from pipeline.evaluation.heatmap import overlay
+from pipeline.methods.runner import fit_method, load_detector
+from pipeline.workspace import Workspace
+from pipeline.workspace.files import atomic_save_png, atomic_write_json, atomic_write_text
+
+
+class TqdmProgress:
+    """``ProgressFn`` that draws one tqdm bar per stage on stderr."""
+
+    def __init__(self) -> None:
+        self._bar: tqdm | None = None
+        self._stage = ""
+
+    def __call__(self, stage: str, done: int, total: int) -> None:
+        if stage != self._stage or self._bar is None:
+            self.close()
+            self._stage = stage
+            self._bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
+        self._bar.n = done
+        self._bar.refresh()
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def category_root(data: Path, category: str) -> Path:
+    """The folder of ``category`` under ``data`` (or ``data`` itself when it is that category)."""
+    if not data.is_dir():
+        raise DataError(f"data folder {data} does not exist")
+    candidate = data / category
+    if candidate.is_dir():
+        return candidate
+    if data.name == category:
+        return data
+    found = find_categories(data)
+    raise DataError(f"no category {category!r} in {data}; found: {', '.join(found) or 'none'}")
+
+
+def register_category(workspace: Workspace, data: Path, category: str) -> None:
+    """Add (or refresh) a category in the workspace after checking its data loads."""
+    root = category_root(data, category).resolve()
+    loaded = load_category(root)
+    workspace.add_category(category, root, loaded.layout)
+
+
+def fit_command(data: Path, category: str, workspace: Path, method: str, profile: str, device: str, seed: int) -> int:
+    ws = Workspace.open(workspace, create=True)
+    register_category(ws, data, category)
+    progress = TqdmProgress()
+    try:
+        summary = fit_method(ws, category, method, profile=profile, device=device, seed=seed, progress=progress)
+    finally:
+        progress.close()
+    print(
+        f"fitted {method} on {category}: {summary.n_train} train images in {summary.seconds:.1f} s; "
+        f"threshold {summary.threshold:.4g} flags {summary.flagged} of {summary.n_validation} good validation images"
+    )
+    return 0
+
+
+def evaluate_command(data: Path, category: str, workspace: Path, method: str, out: Path, device: str) -> int:
+    ws = Workspace.open(workspace, create=False)
+    register_category(ws, data, category)
+    progress = TqdmProgress()
+    try:
+        result = evaluate_method(ws, category, method, device=device, progress=progress)
+    finally:
+        progress.close()
+    atomic_write_json(out, result.to_dict())
+    auroc = result.auroc
+    print(
+        f"{category} / {method}: AUROC logical {_pct(auroc.get('logical'))}, structural "
+        f"{_pct(auroc.get('structural'))}, mean {_pct(auroc.get('mean'))} -> {out}"
+    )
+    return 0
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def predict_command(workspace: Path, category: str, method: str, images: list[Path], out: Path, device: str) -> int:
+    """Heat-map PNG per image plus ``scores.jsonl``; unreadable images are reported and skipped."""
+    ws = Workspace.open(workspace, create=False)
+    detector = load_detector(ws, category, method, device)
+    threshold = ws.get_threshold(category, method)
+    record = ws.model_record(category, method)
+    low, high = (record.metrics or {}).get("display_range", [0.0, 1.0])
+    lines, failures = [], 0
+    for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
+        try:
+            rgb = load_rgb(path)
+        except ImageReadError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        pred = detector.predict([rgb])[0]
+        heat_path = out / f"{path.stem}_heatmap.png"
+        atomic_save_png(heat_path, overlay(rgb, pred.anomaly_map, low, high, 0.5))
+        row = {
+            "image": str(path), "score": pred.score, "threshold": threshold,
+            "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
+            "heatmap": str(heat_path),
+        }
+        lines.append(json.dumps(row))
+        print(lines[-1])
+    atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))
+    if failures:
+        print(f"error: {failures} of {len(images)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
+
+
+def synth_command(out: Path, categories: list[str] | None, seed: int, n_train: int | None, n_test: int | None, size: int) -> int:
+    """Write synthetic LOCO-layout categories; counts left ``None`` keep the generator's defaults."""
+    from pipeline.data.synth import CATEGORIES, SynthSettings, generate
+
+    counts: dict[str, int] = {}
+    if n_train is not None:
+        counts.update(n_train=n_train, n_validation=max(2, n_train // 3))
+    if n_test is not None:
+        counts.update(n_test_good=n_test, n_logical=n_test, n_structural=n_test)
+    settings = SynthSettings(out=out, categories=tuple(categories or CATEGORIES), seed=seed, size=size, **counts)
+    progress = TqdmProgress()
+    try:
+        roots = generate(settings, progress)
+    finally:
+        progress.close()
+    for root in roots:
+        print(f"wrote {root}")
+    return 0
+
+
+def demo_command(root: Path) -> int:
+    from pipeline.demo import prepare_demo
+
+    progress = TqdmProgress()
+    try:
+        workspace, generated = prepare_demo(root, progress=progress)
+    finally:
+        progress.close()
+    made = f"generated {', '.join(generated)}" if generated else "demo data already present"
+    print(f"{made}; workspace {workspace.path}")
+    return 0
+
+
+def doctor_command() -> int:
+    from pipeline.doctor import collect_report, format_report
+
+    print(format_report(collect_report()))
+    return 0
+
+
+def import_command(workspace: Path, data: Path, categories: list[str] | None) -> int:
+    ws = Workspace.open(workspace, create=True)
+    for name in categories or find_categories(data) or [data.name]:
+        register_category(ws, data, name)
+        print(f"registered {name}")
+    return 0

@@ -1,0 +1,32 @@
+"""Synthetic benchmark generator: LOCO-layout categories with known rules, both defect kinds,
+ground-truth masks and true component maps. The default demo data and the test data.
+
+Usage::
+
+    from pipeline.data.synth import SynthSettings, generate
+    roots = generate(SynthSettings(out=Path("demo/synth")))
+"""
+
+from pipeline.data.synth.generator import (
+    CATEGORIES,
+    ImageJob,
+    SynthSettings,
+    category_spec,
+    generate,
+    generate_category,
+    image_rng,
+    plan,
+)
+from pipeline.data.synth.spec import CategorySpec
+
+__all__ = [
+    "CATEGORIES",
+    "CategorySpec",
+    "ImageJob",
+    "SynthSettings",
+    "category_spec",
+    "generate",
+    "generate_category",
+    "image_rng",
+    "plan",
+]

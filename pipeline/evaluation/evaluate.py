@@ -1,0 +1,129 @@
+"""Score a category's test images with a fitted method and compute the SPEC §6 metrics."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.images import load_mask
+from pipeline.evaluation.aupro import aupro
+from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
+from pipeline.evaluation.roc import RocCurve, roc_curve
+from pipeline.methods.base import ProgressFn, no_progress
+from pipeline.methods.runner import load_detector, load_workspace_category, predict_samples
+from pipeline.models.preprocess import resize_map
+from pipeline.workspace import ScoreRow, Workspace
+from pipeline.workspace.files import atomic_save_npy
+
+AUPRO_MAX_SIDE = 512
+"""Maps and masks are compared at most at this resolution to bound memory on large images."""
+
+
+@dataclass(frozen=True)
+class EvaluationResult:
+    """Metrics of one method on one category's test split (the ``evaluate --out`` JSON).
+
+    Attributes:
+        auroc: image AUROC per defect kind vs good, and ``mean``; ``None`` where a kind has no images.
+        aupro: pixel AUPRO up to FPR 0.05 per defect kind with masks, and ``mean``.
+        n: test image counts per kind.
+        roc: ROC curve per defect kind vs good (``None`` where not computable).
+        seconds: ``fit`` (from the model record) and ``evaluate`` wall times.
+        excluded: test images left out because they were used to fit (labelled anomaly keys).
+    """
+
+    category: str
+    method: str
+    auroc: dict[str, float | None]
+    aupro: dict[str, float | None]
+    n: dict[str, int]
+    roc: dict[str, RocCurve | None]
+    seconds: dict[str, float | None]
+    excluded: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict:
+        return {
+            "category": self.category,
+            "method": self.method,
+            "auroc": self.auroc,
+            "aupro": self.aupro,
+            "n": self.n,
+            "roc": {k: (None if v is None else v.to_dict()) for k, v in self.roc.items()},
+            "seconds": self.seconds,
+            "excluded": list(self.excluded),
+        }
+
+
+def _bounded(shape: tuple[int, int]) -> tuple[int, int]:
+    scale = min(1.0, AUPRO_MAX_SIDE / max(shape))
+    return max(1, round(shape[0] * scale)), max(1, round(shape[1] * scale))
+
+
+def _per_kind_roc(kinds: list[str], scores: list[float]) -> dict[str, RocCurve | None]:
+    out: dict[str, RocCurve | None] = {}
+    for kind in DEFECT_KINDS:
+        idx = [i for i, k in enumerate(kinds) if k in ("good", kind)]
+        labels = [int(kinds[i] == kind) for i in idx]
+        if kind == "bad" and not any(labels):
+            continue
+        out[kind] = roc_curve(labels, [scores[i] for i in idx]) if 0 < sum(labels) < len(labels) else None
+    return out
+
+
+def _per_kind_aupro(kinds: list[str], masks: list[np.ndarray | None], maps: list[np.ndarray]) -> dict[str, float | None]:
+    out: dict[str, float | None] = {}
+    for kind in ("logical", "structural"):
+        idx = [i for i, k in enumerate(kinds) if k == "good" or (k == kind and masks[i] is not None)]
+        sel_masks = [masks[i] if masks[i] is not None else np.zeros(maps[i].shape, bool) for i in idx]
+        out[kind] = aupro(sel_masks, [maps[i] for i in idx]) if any(kinds[i] == kind for i in idx) else None
+    present = [v for v in out.values() if v is not None]
+    out["mean"] = float(np.mean(present)) if present else None
+    return out
+
+
+def evaluate_method(
+    workspace: Workspace, category: str, method: str, device: str | torch.device = "auto",
+    progress: ProgressFn = no_progress, save_maps: bool = True,
+) -> EvaluationResult:
+    """Score every test image, store scores (and maps for Inspect), return the metrics."""
+    start = time.perf_counter()
+    data = load_workspace_category(workspace, category)
+    record = workspace.model_record(category, method)
+    detector = load_detector(workspace, category, method, device)
+    used = set((record.settings or {}).get("labelled_bad", [])) if record else set()
+    tests = [s for s in data.select("test") if s.key not in used]
+    excluded = tuple(s.key for s in data.select("test") if s.key in used)
+    if not tests:
+        raise ValueError(f"category {category!r} has no test images to evaluate (looked in {data.root}/test)")
+    kinds, scores, masks, maps, rows = [], [], [], [], []
+    method_dir = workspace.method_dir(category, method)
+    for sample, rgb, pred in predict_samples(detector, tests, progress, "score test images"):
+        shape = _bounded(rgb.shape[:2])
+        kinds.append(sample.kind)
+        scores.append(pred.score)
+        maps.append(resize_map(pred.anomaly_map, shape))
+        masks.append(load_mask(sample.mask_paths, shape) if sample.mask_paths else None)
+        map_file = None
+        if save_maps:
+            path = method_dir / "maps" / sample.split / sample.kind / f"{Path(sample.path).stem}.npy"
+            atomic_save_npy(path, pred.anomaly_map.astype(np.float16))
+            map_file = workspace.relative(path)
+        rows.append(ScoreRow(sample.key, sample.split, sample.kind, pred.score, map_file))
+    workspace.save_scores(category, method, rows)
+    auroc = image_auroc_by_kind(kinds, scores)
+    result = EvaluationResult(
+        category=category,
+        method=method,
+        auroc=auroc,
+        aupro=_per_kind_aupro(kinds, masks, maps),
+        n={k: kinds.count(k) for k in ("good", "logical", "structural", "bad") if k != "bad" or "bad" in kinds},
+        roc=_per_kind_roc(kinds, scores),
+        seconds={"fit": (record.metrics or {}).get("seconds_fit") if record else None, "evaluate": time.perf_counter() - start},
+        excluded=excluded,
+    )
+    workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro})
+    return result

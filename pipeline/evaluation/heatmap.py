@@ -1,0 +1,56 @@
+"""Heat-map colouring and overlays (numpy only, so reports and the CLI need no plotting library)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from pipeline.models.preprocess import resize_map
+
+# Anchor colours of an inferno-like map: dark (normal) -> yellow (anomalous).
+_ANCHORS = np.array(
+    [[0, 0, 4], [40, 11, 84], [101, 21, 110], [159, 42, 99], [212, 72, 66], [245, 125, 21], [250, 193, 39], [252, 255, 164]],
+    dtype=np.float64,
+)
+
+
+def colorize(values: np.ndarray, vmin: float, vmax: float) -> np.ndarray:
+    """Float map (H, W) -> uint8 RGB (H, W, 3), ``vmin`` dark, ``vmax`` and above bright."""
+    span = max(vmax - vmin, 1e-12)
+    t = np.clip((np.asarray(values, dtype=np.float64) - vmin) / span, 0.0, 1.0) * (len(_ANCHORS) - 1)
+    lo = np.floor(t).astype(int)
+    hi = np.minimum(lo + 1, len(_ANCHORS) - 1)
+    frac = (t - lo)[..., None]
+    rgb = _ANCHORS[lo] * (1 - frac) + _ANCHORS[hi] * frac
+    return rgb.round().astype(np.uint8)
+
+
+def overlay(image: np.ndarray, anomaly_map: np.ndarray, vmin: float, vmax: float, opacity: float = 0.5) -> np.ndarray:
+    """Blend the coloured map, resized to the image's own resolution, over the RGB image."""
+    full = resize_map(anomaly_map, image.shape[:2])
+    heat = colorize(full, vmin, vmax).astype(np.float64)
+    alpha = float(np.clip(opacity, 0.0, 1.0))
+    return (image.astype(np.float64) * (1 - alpha) + heat * alpha).round().astype(np.uint8)
+
+
+def mask_outline(mask: np.ndarray) -> np.ndarray:
+    """Bool (H, W) -> bool outline of the mask's regions (1 px, inside the region)."""
+    m = mask.astype(bool)
+    inner = m.copy()
+    inner[1:, :] &= m[:-1, :]
+    inner[:-1, :] &= m[1:, :]
+    inner[:, 1:] &= m[:, :-1]
+    inner[:, :-1] &= m[:, 1:]
+    return m & ~inner
+
+
+def draw_outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, int] = (0, 255, 255), width: int = 2) -> np.ndarray:
+    """Image with the ground-truth mask outline drawn on it."""
+    edge = mask_outline(mask)
+    for _ in range(width - 1):
+        grown = edge.copy()
+        grown[1:, :] |= edge[:-1, :]
+        grown[:, 1:] |= edge[:, :-1]
+        edge = grown & mask.astype(bool) | edge
+    out = image.copy()
+    out[edge] = colour
+    return out

@@ -1,0 +1,19 @@
+"""Detection methods, chosen by name. Later methods (histogram, aecsad, csad) add entries here."""
+
+from __future__ import annotations
+
+from pipeline.methods.base import Detector, FitContext, MethodSpec, Prediction
+from pipeline.methods.instant import INSTANT
+
+METHODS: dict[str, MethodSpec] = {INSTANT.name: INSTANT}
+
+
+def get_method(name: str) -> MethodSpec:
+    """The method called ``name``; unknown names get a message listing the available ones."""
+    try:
+        return METHODS[name]
+    except KeyError:
+        raise ValueError(f"unknown method {name!r}; available: {', '.join(METHODS)}") from None
+
+
+__all__ = ["METHODS", "Detector", "FitContext", "MethodSpec", "Prediction", "get_method"]

@@ -1,0 +1,93 @@
+"""What every detection method returns, and the small interface the CLI, evaluation and pages use."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Protocol
+
+import numpy as np
+
+if TYPE_CHECKING:
+    import torch
+
+    from pipeline.data.samples import CategoryData
+
+ProgressFn = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: called by long loops so the CLI and jobs can report."""
+
+
+def no_progress(stage: str, done: int, total: int) -> None:
+    """Progress sink that ignores everything."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One image scored by a method.
+
+    Attributes:
+        score: image anomaly score; higher is more anomalous. Not calibrated across methods.
+        anomaly_map: float32 array ``(h, w)`` at the method's map resolution; resize it to the
+            image size for display (``pipeline.models.preprocess.resize_map``).
+        branch_maps: optional extra maps by name (same shape as ``anomaly_map``), e.g. the
+            local/global maps of LGST methods. The instant detector has none.
+        branch_scores: optional per-branch image scores by name.
+    """
+
+    score: float
+    anomaly_map: np.ndarray
+    branch_maps: dict[str, np.ndarray] = field(default_factory=dict)
+    branch_scores: dict[str, float] = field(default_factory=dict)
+
+
+class Detector(Protocol):
+    """A fitted method, ready to score RGB images."""
+
+    method: str
+
+    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+        """Score RGB uint8 images ``(H, W, 3)`` of any size."""
+        ...
+
+
+@dataclass(frozen=True)
+class FitContext:
+    """Everything a method's ``fit`` may use.
+
+    Attributes:
+        data: the category's images (train/validation used; test never looked at).
+        out_dir: folder the method writes its model files into (atomically).
+        profile: ``"quick"`` or ``"paper"`` (SPEC §7).
+        device: torch device to compute on.
+        seed: seed for every random choice.
+        labelled_bad: image keys (``Sample.key``) the user marked as defective; methods that
+            can use bad examples (instant: anomaly keys) read them, others ignore them.
+        progress: progress sink.
+    """
+
+    data: "CategoryData"
+    out_dir: Path
+    profile: str
+    device: "torch.device"
+    seed: int = 0
+    labelled_bad: tuple[str, ...] = ()
+    progress: ProgressFn = no_progress
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One detection method as the CLI, evaluation and pages see it.
+
+    Attributes:
+        name: CLI name (``--method``).
+        title: short human title for the UI.
+        summary: one sentence on what it does and needs.
+        fit: trains/builds the model into ``ctx.out_dir``; returns ``{role: file name}``.
+        load: ``(out_dir, device) -> Detector``.
+    """
+
+    name: str
+    title: str
+    summary: str
+    fit: Callable[[FitContext], dict[str, str]]
+    load: Callable[[Path, "torch.device"], Detector]

@@ -1,0 +1,61 @@
+"""The instant detector behind the common method interface (``MethodSpec``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.images import load_mask, load_rgb
+from pipeline.methods.base import FitContext, MethodSpec
+from pipeline.methods.instant.model import (
+    InstantDetector,
+    InstantSettings,
+    add_anomaly_keys,
+    build_embedder,
+    fit_instant,
+    load_instant,
+    save_instant,
+)
+
+
+def _labelled_bad_inputs(ctx: FitContext) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str]]:
+    by_key = {s.key: s for s in ctx.data.samples}
+    images, masks, keys = [], [], []
+    for key in ctx.labelled_bad:
+        sample = by_key.get(key)
+        if sample is None:
+            continue
+        rgb = load_rgb(sample.path)
+        images.append(rgb)
+        masks.append(load_mask(sample.mask_paths, rgb.shape[:2]) if sample.mask_paths else None)
+        keys.append(key)
+    return images, masks, keys
+
+
+def fit(ctx: FitContext) -> dict[str, str]:
+    settings = InstantSettings.for_profile(ctx.profile, seed=ctx.seed)
+    embedder = build_embedder(settings, ctx.device)
+    train = [load_rgb(s.path) for s in ctx.data.select("train", "good")]
+    model = fit_instant(train, settings, embedder, ctx.device, ctx.progress)
+    images, masks, keys = _labelled_bad_inputs(ctx)
+    model = add_anomaly_keys(model, images, masks, keys, embedder, ctx.device)
+    return save_instant(model, ctx.out_dir)
+
+
+def load(folder: Path, device: torch.device) -> InstantDetector:
+    model = load_instant(folder)
+    return InstantDetector(model, build_embedder(model.settings, device), device)
+
+
+INSTANT = MethodSpec(
+    name="instant",
+    title="Instant (train-free memory retrieval)",
+    summary=(
+        "Nearest-neighbour distance of each image patch to a memory bank of good patches; "
+        "no training, heat maps in seconds. Marked bad images become anomaly keys."
+    ),
+    fit=fit,
+    load=load,
+)

@@ -1,0 +1,130 @@
+"""Network maths of the instant detector: patch embeddings, nearest-neighbour distances, maps.
+
+Pure functions and one small module; no training loop, no disk access (anomalib's split).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from pipeline.models.backbones import Backbone
+
+DEFAULT_LAYERS = {
+    "efficientnet_lite0": ("s8", "s16"),
+    "wide_resnet50_2": ("layer2", "layer3"),
+}
+"""Mid-level stages per backbone: local enough for small defects, semantic enough for parts."""
+
+
+class PatchEmbedder(torch.nn.Module):
+    """Frozen backbone -> one embedding per patch of the finest selected stage.
+
+    Deeper stages are upsampled to the finest stage's grid, each stage is locally averaged
+    (3x3, PatchCore's neighbourhood aggregation) and the stages are concatenated.
+    """
+
+    def __init__(self, backbone: Backbone, layers: tuple[str, ...]) -> None:
+        super().__init__()
+        missing = [name for name in layers if name not in backbone.info.stage_names]
+        if missing:
+            raise ValueError(
+                f"backbone {backbone.info.name} has no stage {missing}; "
+                f"it has {list(backbone.info.stage_names)}"
+            )
+        self.backbone = backbone
+        self.layers = tuple(layers)
+
+    @property
+    def channels(self) -> int:
+        info = self.backbone.info
+        return sum(info.channels[info.stage_names.index(n)] for n in self.layers)
+
+    @torch.no_grad()
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (N, 3, H, W) normalised -> embeddings (N, C, h, w) on the finest stage grid."""
+        stages = self.backbone(x)
+        grid = stages[self.layers[0]].shape[-2:]
+        parts = []
+        for name in self.layers:
+            feat = F.avg_pool2d(stages[name], kernel_size=3, stride=1, padding=1, count_include_pad=False)
+            if feat.shape[-2:] != grid:
+                feat = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
+            parts.append(feat)
+        return torch.cat(parts, dim=1)
+
+
+def flatten_patches(embeddings: torch.Tensor) -> torch.Tensor:
+    """(N, C, h, w) -> (N*h*w, C), row-major per image."""
+    n, c, h, w = embeddings.shape
+    return embeddings.permute(0, 2, 3, 1).reshape(n * h * w, c)
+
+
+def nearest_distances(queries: torch.Tensor, bank: torch.Tensor, chunk: int = 4096) -> torch.Tensor:
+    """Euclidean distance of every query row to its nearest bank row, in memory-bounded chunks."""
+    if bank.numel() == 0:
+        return torch.full((queries.shape[0],), float("inf"), device=queries.device)
+    out = []
+    for start in range(0, queries.shape[0], chunk):
+        d = torch.cdist(queries[start:start + chunk], bank)
+        out.append(d.min(dim=1).values)
+    return torch.cat(out)
+
+
+def gaussian_blur(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Blur (N, h, w) maps with a separable Gaussian; sigma in map pixels, 0 disables."""
+    if sigma <= 0:
+        return maps
+    radius = max(1, int(math.ceil(3 * sigma)))
+    t = torch.arange(-radius, radius + 1, dtype=maps.dtype, device=maps.device)
+    kernel = torch.exp(-(t**2) / (2 * sigma**2))
+    kernel = kernel / kernel.sum()
+    x = maps.unsqueeze(1)
+    x = F.pad(x, (radius, radius, radius, radius), mode="replicate")
+    x = F.conv2d(x, kernel.view(1, 1, 1, -1))
+    x = F.conv2d(x, kernel.view(1, 1, -1, 1))
+    return x.squeeze(1)
+
+
+def patch_scores(
+    embeddings: torch.Tensor,
+    good_bank: torch.Tensor,
+    anomaly_bank: torch.Tensor,
+    anomaly_weight: float,
+) -> torch.Tensor:
+    """Per-patch anomaly score (N, h, w).
+
+    The score is the distance to the nearest good patch. When labelled anomaly keys exist, a
+    patch nearer to a known anomaly than to any good patch gets the margin added, weighted:
+    retrieval of both normal and anomalous keys as in MRAD-TF, without any training.
+    """
+    n, _, h, w = embeddings.shape
+    queries = flatten_patches(embeddings)
+    d_good = nearest_distances(queries, good_bank)
+    scores = d_good
+    if anomaly_bank.numel() > 0 and anomaly_weight > 0:
+        d_bad = nearest_distances(queries, anomaly_bank)
+        scores = d_good + anomaly_weight * torch.clamp(d_good - d_bad, min=0)
+    return scores.view(n, h, w)
+
+
+def greedy_coreset(features: torch.Tensor, size: int, seed: int, projection_dim: int = 128) -> torch.Tensor:
+    """Indices of a k-centre greedy coreset (PatchCore), on a seeded random projection for speed."""
+    n = features.shape[0]
+    if size >= n:
+        return torch.arange(n)
+    gen = torch.Generator().manual_seed(seed)
+    x = features
+    if features.shape[1] > projection_dim:
+        proj = torch.randn(features.shape[1], projection_dim, generator=gen) / math.sqrt(projection_dim)
+        x = features @ proj.to(features.device, features.dtype)
+    first = int(torch.randint(n, (1,), generator=gen))
+    selected = [first]
+    min_dist = torch.cdist(x, x[first:first + 1]).squeeze(1)
+    for _ in range(size - 1):
+        idx = int(torch.argmax(min_dist))
+        selected.append(idx)
+        min_dist = torch.minimum(min_dist, torch.cdist(x, x[idx:idx + 1]).squeeze(1))
+    return torch.tensor(selected, dtype=torch.long)

@@ -1,0 +1,135 @@
+"""Fit a method on a workspace category and keep what it learnt from the validation images.
+
+This is the one place that ties data, methods and the workspace together for ``fit``; the CLI,
+jobs and pages all call it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.discover import load_category
+from pipeline.data.images import load_rgb
+from pipeline.data.samples import CategoryData, Sample
+from pipeline.device import resolve_device, set_determinism
+from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
+from pipeline.methods import get_method
+from pipeline.methods.base import Detector, FitContext, Prediction, ProgressFn, no_progress
+from pipeline.workspace import ScoreRow, Workspace
+
+FLAGGED_SETTING = "threshold_flagged"
+"""Per-category setting ``{method: N}``: the threshold flags N good validation images."""
+
+
+@dataclass(frozen=True)
+class FitSummary:
+    """What ``fit_method`` did.
+
+    Attributes:
+        category, method: what was fitted.
+        seconds: wall time of fit + validation scoring.
+        n_train, n_validation: images used.
+        threshold: the threshold now stored for the category/method.
+        flagged: good validation images that threshold flags.
+        files: model files by role, relative to the method folder.
+    """
+
+    category: str
+    method: str
+    seconds: float
+    n_train: int
+    n_validation: int
+    threshold: float
+    flagged: int
+    files: dict[str, str]
+
+
+def load_workspace_category(workspace: Workspace, category: str) -> CategoryData:
+    """The category's data as registered in the workspace."""
+    record = workspace.category(category)
+    return load_category(Path(record.data_root))
+
+
+def predict_samples(
+    detector: Detector, samples: list[Sample], progress: ProgressFn = no_progress,
+    stage: str = "score images", batch: int = 8,
+) -> list[tuple[Sample, np.ndarray, Prediction]]:
+    """Load and score samples in batches; returns (sample, rgb, prediction) in input order."""
+    out = []
+    for start in range(0, len(samples), batch):
+        chunk = samples[start:start + batch]
+        images = [load_rgb(s.path) for s in chunk]
+        out.extend(zip(chunk, images, detector.predict(images)))
+        progress(stage, min(start + batch, len(samples)), len(samples))
+    return out
+
+
+def display_range(val_maps: list[np.ndarray], val_scores: list[float]) -> tuple[float, float]:
+    """Colour range for heat maps: the median good pixel is dark, twice the good range is bright."""
+    pixels = np.concatenate([m.ravel() for m in val_maps])
+    low = float(np.median(pixels))
+    top = float(max(val_scores))
+    return low, top + (top - low)
+
+
+def store_threshold(workspace: Workspace, category: str, method: str, val_scores: list[float], flagged: int | None = None) -> tuple[float, int]:
+    """Set the threshold from the stored "N flagged" choice (or the default) and remember N."""
+    choices = dict(workspace.get_setting(FLAGGED_SETTING, {}, category=category) or {})
+    n = flagged if flagged is not None else choices.get(method, default_flagged(len(val_scores)))
+    n = int(min(max(n, 0), len(val_scores)))
+    value = threshold_for_flagged(val_scores, n)
+    choices[method] = n
+    workspace.set_setting(FLAGGED_SETTING, choices, category=category)
+    workspace.set_threshold(category, method, value, note=f"{n} of {len(val_scores)} good validation images flagged")
+    return value, n
+
+
+def fit_method(
+    workspace: Workspace, category: str, method: str, profile: str = "quick",
+    device: str = "auto", seed: int = 0, progress: ProgressFn = no_progress,
+) -> FitSummary:
+    """Fit ``method`` on the category's good training images, score its validation images."""
+    spec = get_method(method)
+    data = load_workspace_category(workspace, category)
+    dev = resolve_device(device)
+    set_determinism(seed)
+    labels = workspace.image_labels(category)
+    ctx = FitContext(
+        data=data, out_dir=workspace.method_dir(category, method), profile=profile, device=dev,
+        seed=seed, labelled_bad=tuple(sorted(k for k, v in labels.items() if v != "good")), progress=progress,
+    )
+    start = time.perf_counter()
+    files = spec.fit(ctx)
+    detector = spec.load(ctx.out_dir, dev)
+    validation = data.select("validation", "good")
+    scored = predict_samples(detector, validation, progress, "score validation images")
+    seconds = time.perf_counter() - start
+    val_scores = [p.score for _, _, p in scored]
+    workspace.save_scores(category, method, [ScoreRow(s.key, s.split, s.kind, p.score) for s, _, p in scored])
+    threshold, flagged = store_threshold(workspace, category, method, val_scores)
+    low, high = display_range([p.anomaly_map for _, _, p in scored], val_scores)
+    workspace.record_model(
+        category, method, files,
+        settings={"profile": profile, "device": str(dev), "seed": seed, "labelled_bad": list(ctx.labelled_bad)},
+        metrics={
+            "seconds_fit": seconds, "n_train": len(data.select("train", "good")),
+            "n_validation": len(validation), "display_range": [low, high],
+        },
+    )
+    return FitSummary(category, method, seconds, len(data.select("train", "good")), len(validation), threshold, flagged, files)
+
+
+def load_detector(workspace: Workspace, category: str, method: str, device: str | torch.device = "auto") -> Detector:
+    """The fitted detector of a category; a clear error when it was never fitted."""
+    if workspace.model_record(category, method) is None:
+        raise FileNotFoundError(
+            f"no fitted {method!r} model for category {category!r} in {workspace.path}; "
+            f"run `python -m pipeline fit --method {method}` or use the Train page first"
+        )
+    dev = device if isinstance(device, torch.device) else resolve_device(device)
+    return get_method(method).load(workspace.method_dir(category, method), dev)

@@ -1,0 +1,5 @@
+"""Streamlit entry point: ``streamlit run streamlit_app.py [-- --workspace PATH]``."""
+
+from app.navigation import run
+
+run()

@@ -1,0 +1,27 @@
+import numpy as np
+
+from pipeline.evaluation.heatmap import colorize, draw_outline, mask_outline, overlay
+
+
+def test_colorize_is_dark_at_vmin_bright_at_vmax_and_clips():
+    rgb = colorize(np.array([[0.0, 1.0, 2.0, -5.0]]), vmin=0.0, vmax=1.0)
+    assert rgb.dtype == np.uint8 and rgb.shape == (1, 4, 3)
+    assert rgb[0, 0].sum() < 20 and rgb[0, 1].sum() > 600
+    assert (rgb[0, 2] == rgb[0, 1]).all() and (rgb[0, 3] == rgb[0, 0]).all()
+
+
+def test_overlay_resizes_the_map_to_the_image_and_respects_opacity():
+    image = np.full((40, 60, 3), 100, np.uint8)
+    amap = np.zeros((8, 8), np.float32)
+    assert overlay(image, amap, 0.0, 1.0, opacity=0.0).tolist() == image.tolist()
+    out = overlay(image, amap, 0.0, 1.0, opacity=1.0)
+    assert out.shape == image.shape and out.max() < 10
+
+
+def test_outline_is_the_border_of_the_region():
+    mask = np.zeros((7, 7), bool)
+    mask[1:6, 1:6] = True
+    edge = mask_outline(mask)
+    assert edge.sum() == 16 and not edge[3, 3] and edge[1, 3]
+    drawn = draw_outline(np.zeros((7, 7, 3), np.uint8), mask, width=1)
+    assert (drawn[edge] == (0, 255, 255)).all() and drawn[~edge].max() == 0
