@@ -22,9 +22,11 @@ setup: $(STAMP)
 doctor: $(STAMP)
 	$(BIN)/python -m pipeline doctor
 
-$(STAMP): requirements.txt
+$(STAMP): requirements.txt pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -r requirements.txt
+	# Editable install so `python -m pipeline` works from any folder.
+	$(BIN)/python -m pip install --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
 clean:

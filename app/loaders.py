@@ -17,6 +17,8 @@ from pipeline.workspace import Workspace
 
 def _folder_stamp(root: Path) -> float:
     """Changes when files are added to or removed from the category's folders."""
+    if not root.is_dir():
+        return 0.0  # moved or deleted: load_category then says so with a DataError
     return max((p.stat().st_mtime for p in root.rglob("*") if p.is_dir()), default=root.stat().st_mtime)
 
 

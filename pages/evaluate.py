@@ -85,8 +85,12 @@ def evaluate_page() -> None:
     rows = ws.scores(category, method, split="test")
     if st.button("Evaluate on the test images" if not rows else "Re-evaluate", key="run_evaluation", type="primary" if not rows else "secondary"):
         progress = StreamlitProgress()
-        evaluate_method(ws, category, method, progress=progress)
-        progress.done()
+        try:
+            evaluate_method(ws, category, method, progress=progress)
+        except (FileNotFoundError, ValueError) as err:
+            st.error(str(err))
+        finally:
+            progress.done()
         rows = ws.scores(category, method, split="test")
     if not rows:
         st.info("Not evaluated yet: click the button above to score the test images.")

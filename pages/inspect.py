@@ -7,7 +7,7 @@ import streamlit as st
 from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.images import load_mask
-from pipeline.data.samples import Sample
+from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.heatmap import colorize, draw_outline, overlay
 from pipeline.models.preprocess import resize_map
 from pipeline.workspace import Workspace
@@ -81,7 +81,11 @@ def inspect_page() -> None:
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
     split = st.radio("Images from", ["test", "validation", "train"], horizontal=True, key="inspect_split")
-    samples, scores = _ordered_samples(ws, category, method, split)
+    try:
+        samples, scores = _ordered_samples(ws, category, method, split)
+    except DataError as err:
+        st.error(str(err))
+        return
     if not samples:
         st.info(f"No {split} images in this category.")
         return

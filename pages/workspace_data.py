@@ -24,6 +24,9 @@ def _open_section() -> None:
         path = st.text_input("Workspace folder", value=workspace_path(), help="Everything you do is saved here (SQLite + files).")
         create = st.checkbox("Create it if it does not exist", value=True)
         if st.form_submit_button("Open workspace", type="primary"):
+            if not path.strip():
+                st.error("Enter the folder of the workspace to open or create.")
+                return
             try:
                 Workspace.open(path, create=create)
             except WorkspaceError as err:
@@ -50,6 +53,9 @@ def _import_section(ws: Workspace) -> None:
                     "a folder of such categories, or a plain folder with `good/` (and optional `bad/`).")
         folder = st.text_input("Data folder", key="import_folder")
         if st.form_submit_button("Import"):
+            if not folder.strip():
+                st.error("Enter the data folder to import.")
+                return
             _import(ws, Path(folder.strip()))
 
 
@@ -136,8 +142,11 @@ def workspace_data_page() -> None:
         st.info("No data yet: generate the demo data or import a folder above.")
         return
     category = require_category(ws, key="data_category")
-    _bad_file_report(ws, category)
-    _image_grid(ws, category)
+    try:
+        _bad_file_report(ws, category)
+        _image_grid(ws, category)
+    except DataError as err:
+        st.error(str(err))
     st.page_link("pages/train.py", label="Next: build a detector on the Train page", icon=":material/arrow_forward:")
 
 

@@ -33,6 +33,11 @@ def build_parser() -> argparse.ArgumentParser:
     _method_args(p)
     p.add_argument("--profile", choices=("quick", "paper"), default="quick", help="quick: CPU-friendly; paper: thesis settings")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--backbone", default="auto",
+        help="auto (WRN50-2 for --profile paper when its weights are present, else the embedded "
+        "EfficientNet-Lite0), efficientnet_lite0 or wide_resnet50_2",
+    )
 
     p = sub.add_parser("evaluate", help="score the test split and write metrics JSON")
     _method_args(p)
@@ -65,7 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     if args.command == "fit":
-        return commands.fit_command(args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed)
+        return commands.fit_command(
+            args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed, args.backbone
+        )
     if args.command == "evaluate":
         return commands.evaluate_command(args.data, args.category, args.workspace, args.method, args.out, args.device)
     if args.command == "predict":
@@ -84,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return run(args)
     except EXPECTED_ERRORS as err:
-        print(f"error: {err}", file=sys.stderr)
+        # One line, so scripts can grep it; multi-line messages (missing weights) are joined.
+        print("error: " + " ".join(str(err).split()), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -60,12 +60,16 @@ def register_category(workspace: Workspace, data: Path, category: str) -> None:
     workspace.add_category(category, root, loaded.layout)
 
 
-def fit_command(data: Path, category: str, workspace: Path, method: str, profile: str, device: str, seed: int) -> int:
+def fit_command(
+    data: Path, category: str, workspace: Path, method: str, profile: str, device: str, seed: int, backbone: str = "auto",
+) -> int:
     ws = Workspace.open(workspace, create=True)
     register_category(ws, data, category)
     progress = TqdmProgress()
     try:
-        summary = fit_method(ws, category, method, profile=profile, device=device, seed=seed, progress=progress)
+        summary = fit_method(
+            ws, category, method, profile=profile, device=device, seed=seed, progress=progress, backbone=backbone
+        )
     finally:
         progress.close()
     print(
@@ -96,6 +100,22 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}%"
 
 
+def heatmap_names(images: list[Path]) -> dict[Path, str]:
+    """A distinct file name per image: the stem, prefixed by as many parent folders as needed.
+
+    ``test/good/000.png`` and ``test/structural_anomalies/000.png`` become ``good_000_heatmap.png``
+    and ``structural_anomalies_000_heatmap.png`` instead of overwriting each other.
+    """
+    unique = list(dict.fromkeys(images))
+    for depth in range(1, max((len(p.parts) for p in unique), default=1) + 1):
+        stems = {p: "_".join(p.with_suffix("").parts[-depth:]) for p in unique}
+        if len(set(stems.values())) == len(unique) or depth == len(unique[0].parts):
+            break
+    if len(set(stems.values())) < len(unique):  # same stem even with every folder: number them
+        stems = {p: f"{i:04d}_{p.stem}" for i, p in enumerate(unique)}
+    return {p: f"{stem.lstrip('_/')}_heatmap.png" for p, stem in stems.items()}
+
+
 def predict_command(workspace: Path, category: str, method: str, images: list[Path], out: Path, device: str) -> int:
     """Heat-map PNG per image plus ``scores.jsonl``; unreadable images are reported and skipped."""
     ws = Workspace.open(workspace, create=False)
@@ -104,6 +124,7 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
     record = ws.model_record(category, method)
     low, high = (record.metrics or {}).get("display_range", [0.0, 1.0])
     lines, failures = [], 0
+    names = heatmap_names(images)
     for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
         try:
             rgb = load_rgb(path)
@@ -112,7 +133,7 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
             failures += 1
             continue
         pred = detector.predict([rgb])[0]
-        heat_path = out / f"{path.stem}_heatmap.png"
+        heat_path = out / names[path]
         atomic_save_png(heat_path, overlay(rgb, pred.anomaly_map, low, high, 0.5))
         row = {
             "image": str(path), "score": pred.score, "threshold": threshold,

@@ -63,6 +63,7 @@ class FitContext:
         labelled_bad: image keys (``Sample.key``) the user marked as defective; methods that
             can use bad examples (instant: anomaly keys) read them, others ignore them.
         progress: progress sink.
+        backbone: ``"auto"`` or a backbone name (see ``pipeline.models.backbones.choose_backbone``).
     """
 
     data: "CategoryData"
@@ -72,6 +73,7 @@ class FitContext:
     seed: int = 0
     labelled_bad: tuple[str, ...] = ()
     progress: ProgressFn = no_progress
+    backbone: str = "auto"
 
 
 @dataclass(frozen=True)

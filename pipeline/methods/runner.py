@@ -91,7 +91,7 @@ def store_threshold(workspace: Workspace, category: str, method: str, val_scores
 
 def fit_method(
     workspace: Workspace, category: str, method: str, profile: str = "quick",
-    device: str = "auto", seed: int = 0, progress: ProgressFn = no_progress,
+    device: str = "auto", seed: int = 0, progress: ProgressFn = no_progress, backbone: str = "auto",
 ) -> FitSummary:
     """Fit ``method`` on the category's good training images, score its validation images."""
     spec = get_method(method)
@@ -102,6 +102,7 @@ def fit_method(
     ctx = FitContext(
         data=data, out_dir=workspace.method_dir(category, method), profile=profile, device=dev,
         seed=seed, labelled_bad=tuple(sorted(k for k, v in labels.items() if v != "good")), progress=progress,
+        backbone=backbone,
     )
     start = time.perf_counter()
     files = spec.fit(ctx)
@@ -115,7 +116,7 @@ def fit_method(
     low, high = display_range([p.anomaly_map for _, _, p in scored], val_scores)
     workspace.record_model(
         category, method, files,
-        settings={"profile": profile, "device": str(dev), "seed": seed, "labelled_bad": list(ctx.labelled_bad)},
+        settings={"profile": profile, "device": str(dev), "seed": seed, "backbone": backbone, "labelled_bad": list(ctx.labelled_bad)},
         metrics={
             "seconds_fit": seconds, "n_train": len(data.select("train", "good")),
             "n_validation": len(validation), "display_range": [low, high],

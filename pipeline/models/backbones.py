@@ -16,7 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
-from pipeline.models.weights import IncompatibleWeightsError, resolve_weights
+from pipeline.models.weights import IncompatibleWeightsError, resolve_weights, weight_status
 
 DEFAULT = "default"
 """``checkpoint`` value meaning: whatever the weight registry resolves for this backbone."""
@@ -79,6 +79,24 @@ class Backbone(nn.Module):
             if name in wanted:
                 features[name] = x
         return features
+
+
+EMBEDDED = "efficientnet_lite0"
+PAPER = "wide_resnet50_2"
+AUTO = "auto"
+
+
+def choose_backbone(requested: str = AUTO, profile: str = "quick") -> str:
+    """The backbone a fit uses: ``auto`` is WRN50-2 for the ``paper`` profile when its weights
+    are present (SPEC §4), else the embedded EfficientNet-Lite0. A named backbone is used as is
+    (``build_backbone`` then names the missing file if its weights are absent)."""
+    if requested != AUTO:
+        if requested not in BACKBONES:
+            raise ValueError(f"unknown backbone {requested!r}; choose auto or one of: {', '.join(BACKBONES)}")
+        return requested
+    if profile == "paper" and weight_status(PAPER).found:
+        return PAPER
+    return EMBEDDED
 
 
 def build_backbone(

@@ -45,7 +45,8 @@ def _check_image(image: np.ndarray, index: int) -> np.ndarray:
 
 
 def _resize_image(image: np.ndarray, size: int) -> torch.Tensor:
-    tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    # np.array copies: cached images are read-only and torch warns on those.
+    tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255.0
     if tensor.shape[-2:] == (size, size):
         return tensor
     return F.interpolate(tensor, size=(size, size), mode="bilinear", antialias=True, align_corners=False)

@@ -81,6 +81,31 @@ def broken_bar(p0: np.ndarray, p1: np.ndarray, width: float, keep: float,
     return kept, rect(mid[0], mid[1], span, width, angle)
 
 
+def snapped_off_piece(p0: np.ndarray, p1: np.ndarray, width: float, keep: float, rng: np.random.Generator,
+                      gap: float, tilt: float, teeth: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """The piece of a bar beyond fraction ``keep`` once snapped off: it lies ``gap`` further out,
+    tilted by ``tilt`` degrees about its outer end, with a jagged fracture edge.
+
+    Returns the piece's polygon and its axis ``[start, end]`` (for drawing details along it).
+    A bar that keeps its length but shows a fracture line and a kink is visible patch by patch,
+    unlike a bar that is merely shorter (which only a count or length rule could tell).
+    """
+    p0, p1 = np.asarray(p0, dtype=float), np.asarray(p1, dtype=float)
+    length = float(np.linalg.norm(p1 - p0))
+    u = (p1 - p0) / length
+    n = np.array([-u[1], u[0]])
+    start = p0 + u * (length * keep + gap)
+    end = p1 + u * gap
+    across = np.linspace(width / 2, -width / 2, 2 * teeth + 1)
+    depth = rng.uniform(0.15, 0.5, size=across.size) * width * np.where(np.arange(across.size) % 2, -1, 1)
+    jag = [start + d * u + s * n for s, d in zip(across, depth)]
+    piece = np.array([end - n * width / 2, end + n * width / 2, *jag])
+    a = np.radians(tilt)
+    rot = np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    turn = lambda pts: (np.atleast_2d(pts) - end) @ rot.T + end  # noqa: E731
+    return turn(piece), turn(np.array([start, end]))
+
+
 def crack(canvas: Canvas, rng: np.random.Generator, box: Box, rgb: RGB,
           length: tuple[float, float] = (0.16, 0.24), width_px: tuple[float, float] = (2.0, 3.0)) -> None:
     """A jagged crack (random walk with a drifting heading) starting inside ``box``."""

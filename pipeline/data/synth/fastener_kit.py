@@ -84,24 +84,54 @@ def _layout(rng: np.random.Generator, anomaly: str | None) -> tuple[list[Part], 
     return _place(rng, kinds), []
 
 
+def _draw_threads(canvas: Canvas, start: np.ndarray, end: np.ndarray, colour: RGB) -> None:
+    """Slanted dark grooves along a shaft from ``start`` to ``end``."""
+    length = float(np.linalg.norm(end - start))
+    u = (end - start) / length
+    n = np.array([-u[1], u[0]]) * SHAFT_W / 2
+    dark = tuple(int(v * 0.62) for v in colour)
+    for t in np.arange(0.02, length - 0.01, 0.017):
+        p = start + u * t
+        canvas.stroke(np.array([p - n * 0.9, p + n * 0.9 + u * 0.008]), 0.004, dark)
+
+
+def _draw_broken_shaft(canvas: Canvas, part: Part, shaft_start: np.ndarray, tip: np.ndarray,
+                       rng: np.random.Generator) -> None:
+    """A cracked, kinked shaft: the outer piece tilted at a dark jagged fracture line.
+
+    The two pieces still touch, so the bolt stays one component (the counts rule holds).
+    """
+    keep = float(rng.uniform(0.3, 0.55))
+    stub, _ = defects.broken_bar(shaft_start, tip, SHAFT_W, keep, rng)
+    tilt = float(rng.choice([-1, 1]) * rng.uniform(10, 18))
+    piece, axis = defects.snapped_off_piece(shaft_start, tip, SHAFT_W, keep, rng, 0.0, tilt)
+    canvas.fill(piece, part.colour, cls=BOLT)
+    canvas.fill(stub, part.colour, cls=BOLT)
+    length = float(np.linalg.norm(tip - shaft_start))
+    u = (tip - shaft_start) / length
+    _draw_threads(canvas, shaft_start, shaft_start + u * (length * keep - SHAFT_W * 0.5), part.colour)
+    _draw_threads(canvas, axis[0] + (axis[1] - axis[0]) * 0.1, axis[1], part.colour)
+    fracture = stub[1:-1]  # the jagged edge of the stub
+    canvas.stroke(fracture, 0.006, tuple(int(v * 0.35) for v in part.colour))
+    mask = canvas.new_mask()
+    # Defective: the fracture zone and the kinked piece.
+    cut = shaft_start + u * length * keep
+    angle = -np.degrees(np.arctan2(u[1], u[0]))
+    canvas.mark(rect(cut[0], cut[1], SHAFT_W * 1.6, SHAFT_W * 1.6, angle), mask, grow=canvas.px(2))
+    canvas.mark(piece, mask, grow=canvas.px(2))
+
+
 def _draw_bolt(canvas: Canvas, part: Part, rng: np.random.Generator, broken: bool) -> None:
     head, tip = part.bolt_axis()
     u = direction(part.angle)
     shaft_start = head + u * HEAD_LEN
     if broken:
-        keep = float(rng.uniform(0.3, 0.55))
-        shaft, lost = defects.broken_bar(shaft_start, tip, SHAFT_W, keep, rng)
-        canvas.mark(lost, canvas.new_mask(), grow=canvas.px(2))
-        tip = shaft_start + (tip - shaft_start) * keep
+        _draw_broken_shaft(canvas, part, shaft_start, tip, rng)
     else:
-        shaft = bar(shaft_start, tip, SHAFT_W)
-    canvas.fill(shaft, part.colour, cls=BOLT)
+        canvas.fill(bar(shaft_start, tip, SHAFT_W), part.colour, cls=BOLT)
+        _draw_threads(canvas, shaft_start, tip, part.colour)
     dark = tuple(int(v * 0.62) for v in part.colour)
     n = np.array([-u[1], u[0]]) * SHAFT_W / 2
-    # Thread grooves: slanted dark lines along the (remaining) shaft.
-    for t in np.arange(0.02, float(np.linalg.norm(tip - shaft_start)) - 0.01, 0.017):
-        p = shaft_start + u * t
-        canvas.stroke(np.array([p - n * 0.9, p + n * 0.9 + u * 0.008]), 0.004, dark)
     canvas.fill(bar(head, shaft_start, HEAD_W), tuple(int(v * 0.9) for v in part.colour), cls=BOLT)
     canvas.stroke(np.array([head + u * HEAD_LEN / 2 - n * 1.6, head + u * HEAD_LEN / 2 + n * 1.6]), 0.005, dark)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,7 @@ import torch
 
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.methods.base import FitContext, MethodSpec
+from pipeline.models.backbones import choose_backbone
 from pipeline.methods.instant.model import (
     InstantDetector,
     InstantSettings,
@@ -35,7 +37,8 @@ def _labelled_bad_inputs(ctx: FitContext) -> tuple[list[np.ndarray], list[np.nda
 
 
 def fit(ctx: FitContext) -> dict[str, str]:
-    settings = InstantSettings.for_profile(ctx.profile, seed=ctx.seed)
+    backbone = choose_backbone(ctx.backbone, ctx.profile)
+    settings = replace(InstantSettings.for_profile(ctx.profile, seed=ctx.seed), backbone=backbone)
     embedder = build_embedder(settings, ctx.device)
     train = [load_rgb(s.path) for s in ctx.data.select("train", "good")]
     model = fit_instant(train, settings, embedder, ctx.device, ctx.progress)

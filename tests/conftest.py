@@ -1,0 +1,45 @@
+"""Shared fixtures: a tiny synthetic LOCO dataset generated once per test session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from pipeline.data.synth import SynthSettings, generate
+from pipeline.models.weights import REGISTRY, SHARED_DIR_ENV
+
+TINY_CATEGORIES = ("pin_tray", "bottle")
+
+
+def tiny_synth_settings(out: Path, categories: tuple[str, ...] = TINY_CATEGORIES) -> SynthSettings:
+    """Small enough to generate in seconds; 256 px (the method input size) so defects keep their real size."""
+    return SynthSettings(
+        out=out, categories=categories, seed=3, n_train=10, n_validation=4,
+        n_test_good=6, n_logical=4, n_structural=6, size=256,
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Root folder holding ``pin_tray`` and ``bottle`` in LOCO layout (read-only for tests)."""
+    out = tmp_path_factory.mktemp("tiny_synth")
+    generate(tiny_synth_settings(out))
+    return out
+
+
+@pytest.fixture
+def isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Point HOME and TORCH_HOME at empty temp folders and clear every weight variable.
+
+    Returns the torch hub checkpoint folder the registry will search (not created).
+    """
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv(SHARED_DIR_ENV, raising=False)
+    for spec in REGISTRY.values():
+        monkeypatch.delenv(spec.env_var, raising=False)
+    return tmp_path / "torch" / "hub" / "checkpoints"
