@@ -1,0 +1,120 @@
+"""Fixtures for the page tests: Streamlit ``AppTest`` runs of the real app on tiny workspaces.
+
+Why ``_mpa_v1`` is patched: the pages live in a folder called ``pages/`` next to the entry
+point. Streamlit treats such a folder as a v1 multipage app until ``st.navigation`` has been
+called once in the process, and ``AppTest`` forgets that on every run. Without the patch every
+``switch_page`` would execute ``pages/<page>.py`` on its own, skipping ``streamlit_app.py``
+(page config, ``st.navigation``, the sidebar status). The patch makes each test run take the
+path a running server takes once the entry point has been executed: the entry point runs and
+``st.navigation`` picks the page.
+"""
+
+from __future__ import annotations
+
+import runpy
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+from streamlit.runtime.pages_manager import PagesManager
+from streamlit.runtime.scriptrunner import script_runner
+from streamlit.testing.v1 import AppTest
+
+from pipeline.evaluation.evaluate import evaluate_method
+from pipeline.methods.runner import fit_method
+from pipeline.workspace import Workspace
+
+REPO = Path(__file__).resolve().parents[2]
+APP = REPO / "streamlit_app.py"
+CATEGORY = "pin_tray"
+METHOD = "instant"
+TIMEOUT = 120
+
+
+def _run_entry_point(main_script_path: str) -> None:
+    PagesManager.uses_pages_directory = False
+    runpy.run_path(str(main_script_path), run_name="__main__")
+
+
+@contextmanager
+def _one_torch_thread() -> Iterator[None]:
+    """Torch on one thread: on a busy 2-core machine its thread pool spins and runs several times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _single_threaded_torch() -> Iterator[None]:
+    with _one_torch_thread():
+        yield
+
+
+@pytest.fixture(autouse=True)
+def _through_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(script_runner, "_mpa_v1", _run_entry_point)
+
+
+class AppRunner:
+    """Opens the app and runs it, failing on any exception a page raised."""
+
+    @staticmethod
+    def run(at: AppTest) -> AppTest:
+        at.run()
+        assert not at.exception, [e.message for e in at.exception]
+        return at
+
+    def open(self, workspace: Path | str | None, page: str | None = None) -> AppTest:
+        """The app with ``workspace`` open, run on the default page, then on ``page`` (``pages/x.py``)."""
+        at = AppTest.from_file(str(APP), default_timeout=TIMEOUT)
+        if workspace is not None:
+            at.session_state["workspace_path"] = str(workspace)
+        self.run(at)
+        if page is not None:
+            at.switch_page(page)
+            self.run(at)
+        return at
+
+
+@pytest.fixture
+def app() -> AppRunner:
+    """``app.open(workspace, "pages/train.py")`` and ``app.run(at)``, both asserting no exception."""
+    return AppRunner()
+
+
+@pytest.fixture(scope="session")
+def page_workspaces(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Workspaces on the shared tiny ``pin_tray`` data, built once.
+
+    ``data``: category registered, nothing fitted; ``fitted``: instant fitted (validation
+    scores and threshold stored), not evaluated; ``evaluated``: fitted and evaluated on the
+    test split. Tests that write to one copy it first (``workspace_copy``).
+    """
+    root = tmp_path_factory.mktemp("page_workspaces")
+    ws = Workspace.create(root / "data")
+    ws.add_category(CATEGORY, tiny_synth / CATEGORY, "loco")
+    shutil.copytree(ws.path, root / "fitted")
+    fitted = Workspace.open(root / "fitted")
+    with _one_torch_thread():
+        fit_method(fitted, CATEGORY, METHOD, device="cpu")
+        shutil.copytree(fitted.path, root / "evaluated")
+        evaluate_method(Workspace.open(root / "evaluated"), CATEGORY, METHOD, device="cpu")
+    return {"data": root / "data", "fitted": root / "fitted", "evaluated": root / "evaluated"}
+
+
+@pytest.fixture
+def workspace_copy(page_workspaces: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
+    """``workspace_copy("fitted")``: a private copy of a prepared workspace for a test to change."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / f"ws_{name}"
+        shutil.copytree(page_workspaces[name], target)
+        return target
+
+    return copy

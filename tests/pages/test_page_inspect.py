@@ -1,0 +1,126 @@
+"""Inspect page on a fitted and evaluated workspace: worst-first list, metrics, navigation, overlay."""
+
+from __future__ import annotations
+
+import pytest
+
+from pipeline.workspace import Workspace
+
+PAGE = "pages/inspect.py"
+
+
+@pytest.fixture
+def inspect_at(app, page_workspaces):
+    return app.open(page_workspaces["evaluated"], PAGE)
+
+
+def _metrics(at) -> dict[str, str]:
+    return {m.label: m.value for m in at.metric}
+
+
+def _file_of(option: str) -> str:
+    """``#1 · logical · 002.png · 50.770`` -> ``002.png``."""
+    return option.split(" · ")[2]
+
+
+def test_worst_first_with_score_threshold_and_verdict(inspect_at, page_workspaces):
+    at = inspect_at
+    ws = Workspace.open(page_workspaces["evaluated"])
+    stored = ws.scores("pin_tray", "instant", split="test")
+    threshold = ws.get_threshold("pin_tray", "instant")
+
+    pick = at.selectbox("inspect_pick")
+    assert pick.value == 0
+    assert len(pick.options) == len(stored) == 16
+    # The list is the stored test scores, highest first, labelled with rank, kind and score.
+    listed = [float(o.rsplit(" · ", 1)[1]) for o in pick.options]
+    assert listed == sorted(listed, reverse=True)
+    assert [f"{s.score:.3f}" for s in stored] == [f"{v:.3f}" for v in listed]
+    worst = stored[0]
+    assert pick.options[0] == f"#1 · {worst.kind} · {worst.image_key.rsplit('/', 1)[1]} · {worst.score:.3f}"
+
+    # The picked image is the worst one, scored again by the loaded model, with the stored threshold.
+    metrics = _metrics(at)
+    assert set(metrics) == {"Score", "Threshold", "Verdict"}
+    assert float(metrics["Score"]) == pytest.approx(worst.score, abs=2e-3)
+    assert metrics["Threshold"] == f"{threshold:.3f}"
+    assert metrics["Verdict"] == ("ANOMALOUS" if worst.score > threshold else "good")
+
+    images = at.get("image")
+    assert len(images) == 3  # image (with outline), overlay, heat map alone
+    assert images[0].proto.imgs[0].caption.startswith(f"{worst.image_key} (")
+    assert images[1].proto.imgs[0].caption == "Final anomaly map over the image"
+
+
+def test_next_and_previous_move_through_the_list(app, inspect_at):
+    at = inspect_at
+    options = at.selectbox("inspect_pick").options
+    first_caption = at.get("image")[0].proto.imgs[0].caption
+    first_score = _metrics(at)["Score"]
+
+    at.button("next_image").click()
+    app.run(at)
+    assert at.selectbox("inspect_pick").value == 1
+    caption = at.get("image")[0].proto.imgs[0].caption
+    assert caption != first_caption
+    assert _file_of(options[1]) in caption
+    assert float(_metrics(at)["Score"]) <= float(first_score) + 2e-3
+
+    at.button("prev_image").click()
+    app.run(at)
+    assert at.selectbox("inspect_pick").value == 0
+    assert at.get("image")[0].proto.imgs[0].caption == first_caption
+
+    # Previous at the top of the list stays there; picking from the list works too.
+    at.button("prev_image").click()
+    app.run(at)
+    assert at.selectbox("inspect_pick").value == 0
+    at.selectbox("inspect_pick").set_value(len(options) - 1)
+    app.run(at)
+    assert _file_of(options[-1]) in at.get("image")[0].proto.imgs[0].caption
+    at.button("next_image").click()
+    app.run(at)
+    assert at.selectbox("inspect_pick").value == len(options) - 1
+
+
+def test_opacity_and_ground_truth_outline_change_the_pictures(app, inspect_at):
+    at = inspect_at
+    defect = next(i for i, o in enumerate(at.selectbox("inspect_pick").options) if " · good · " not in o)
+    at.selectbox("inspect_pick").set_value(defect)
+    app.run(at)
+    assert not at.toggle("show_gt").disabled  # defects of the synthetic data have masks
+    at.toggle("show_gt").set_value(True)
+    app.run(at)
+    urls = [img.proto.imgs[0].url for img in at.get("image")]
+
+    at.slider("opacity").set_value(1.0)
+    app.run(at)
+    after_opacity = [img.proto.imgs[0].url for img in at.get("image")]
+    assert after_opacity[0] == urls[0]  # the plain image does not depend on the opacity
+    assert after_opacity[1] != urls[1]  # the overlay does
+
+    at.toggle("show_gt").set_value(False)
+    app.run(at)
+    after_toggle = [img.proto.imgs[0].url for img in at.get("image")]
+    assert after_toggle[0] != after_opacity[0]  # outline gone from the image
+    assert after_toggle[2] == after_opacity[2]  # the heat map alone is unchanged
+
+
+def test_validation_split_lists_the_good_validation_images(app, inspect_at, page_workspaces):
+    at = inspect_at
+    at.radio("inspect_split").set_value("validation")
+    app.run(at)
+    stored = Workspace.open(page_workspaces["evaluated"]).scores("pin_tray", "instant", split="validation")
+    options = at.selectbox("inspect_pick").options
+    assert len(options) == len(stored) == 4
+    assert all(" · good · " in o for o in options)
+    assert at.toggle("show_gt").disabled  # good images have no ground-truth mask
+
+
+def test_unevaluated_model_lists_in_file_order(app, page_workspaces):
+    at = app.open(page_workspaces["fitted"], PAGE)
+    assert any("Not evaluated yet" in c.value for c in at.caption)
+    options = at.selectbox("inspect_pick").options
+    assert all(o.endswith("not scored") for o in options)
+    assert options[0].startswith("#1 · good · ")  # test/good comes first in file order
+    assert set(_metrics(at)) == {"Score", "Threshold", "Verdict"}
