@@ -64,6 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--categories", nargs="+", help="category names (default: every category found)")
 
+    p = sub.add_parser("pseudo-labels", help="pseudo-label a category's training images: masks, clusters, label maps")
+    p.add_argument("--data", type=Path, required=True, help="folder holding the category folder (LOCO layout or good/ + bad/)")
+    p.add_argument("--category", required=True, help="category name (its folder name under --data)")
+    p.add_argument("--workspace", type=Path, required=True, help="workspace folder (created if missing)")
+    p.add_argument("--detector", choices=("auto", "groundingdino", "manual", "none"), default="auto",
+                   help="auto: GroundingDINO when its weights are found, else boxes drawn on the Masks page, else none")
+    p.add_argument("--segmenter", choices=("auto", "sam", "classic"), default="auto",
+                   help="auto: SAM when its weights are found, else classical region proposals")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0, help="seeds the feature projection and the clustering")
+    p.add_argument("--export", type=Path, help="also write each training image's label map (8-bit PNG) here")
+
+    p = sub.add_parser("tags", help="list tag suggestions of a category and keep/drop/mark tags as background")
+    p.add_argument("--workspace", type=Path, required=True, help="an existing workspace")
+    p.add_argument("--category", required=True, help="a category registered in it (fit, import or pseudo-labels)")
+    p.add_argument("--keep", nargs="+", default=[], metavar="TAG", help="tags naming parts")
+    p.add_argument("--drop", nargs="+", default=[], metavar="TAG", help="tags to ignore")
+    p.add_argument("--background", nargs="+", default=[], metavar="TAG", help="tags naming background")
+    p.add_argument("--no-imagenet", action="store_true", help="skip the embedded classifier's ImageNet suggestions")
+    p.add_argument("--device", default="auto")
+
     sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
     return parser
 
@@ -83,6 +104,16 @@ def run(args: argparse.Namespace) -> int:
         return commands.demo_command(args.root)
     if args.command == "import":
         return commands.import_command(args.workspace, args.data, args.categories)
+    if args.command in ("pseudo-labels", "tags"):
+        from pipeline import pseudolabel_commands  # imported on use: the stages load torch models
+
+        if args.command == "tags":
+            return pseudolabel_commands.tags_command(
+                args.workspace, args.category, args.keep, args.drop, args.background, not args.no_imagenet, args.device
+            )
+        return pseudolabel_commands.pseudo_labels_command(
+            args.data, args.category, args.workspace, args.detector, args.segmenter, args.device, args.seed, args.export
+        )
     return commands.doctor_command()
 
 

@@ -1,0 +1,92 @@
+"""The ``pseudo-labels`` and ``tags`` subcommands. Like ``commands``, each returns the exit code
+and lets typed errors propagate to ``__main__`` (one ``error: ...`` line, exit 2)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.commands import TqdmProgress, register_category
+from pipeline.workspace import Workspace
+
+SUGGESTION_IMAGES = 3
+"""Good training images the taggers look at (tags describe the category, a few images suffice)."""
+
+
+def pseudo_labels_command(
+    data: Path, category: str, workspace: Path, detector: str, segmenter: str, device: str, seed: int,
+    export: Path | None = None,
+) -> int:
+    from pipeline.pseudolabels.export import export_label_maps
+    from pipeline.pseudolabels.run import run_pseudo_labels, with_seed
+    from pipeline.pseudolabels.settings import PseudoLabelSettings
+
+    ws = Workspace.open(workspace, create=True)
+    register_category(ws, data, category)
+    progress = TqdmProgress()
+    try:
+        summary = run_pseudo_labels(
+            ws, category, with_seed(PseudoLabelSettings(), seed), detector=detector, segmenter=segmenter,
+            device=device, progress=progress, report=print,
+        )
+    finally:
+        progress.close()
+    for line in format_summary(summary):
+        print(line)
+    if export is not None:
+        written = export_label_maps(ws, category, export)
+        print(f"exported {len(written)} label maps (8-bit PNG, 0 = background) -> {export}")
+    return 0
+
+
+def format_summary(summary) -> list[str]:
+    """The run summary as printed lines: prompts, components, clusters and sizes, reliable share."""
+    tags = ", ".join(summary.tags) or "none"
+    background = ", ".join(summary.background_tags) or "none"
+    clusters = ", ".join(f"{summary.cluster_names[c]}: {n}" for c, n in summary.cluster_sizes.items()) or "none"
+    reliable = round(summary.reliable_fraction * summary.n_images)
+    return [
+        f"tags ({summary.tags_source}): {tags}; background: {background}",
+        f"{summary.n_images} training images ({summary.cached_images} reused from the workspace), "
+        f"{summary.n_components} components found ({summary.dropped} in clusters too small to keep)",
+        f"{len(summary.cluster_sizes)} clusters ({summary.clustering}): {clusters}",
+        f"reliable: {reliable} of {summary.n_images} images ({100 * summary.reliable_fraction:.0f}%); "
+        f"done in {summary.seconds:.1f} s",
+    ]
+
+
+def tags_command(
+    workspace: Path, category: str, keep: list[str], drop: list[str], background: list[str],
+    imagenet: bool = True, device: str = "auto",
+) -> int:
+    """Record the given decisions, then list the suggestions with the decision on each."""
+    from pipeline.pseudolabels.tag_curation import category_tags, set_tag_status
+
+    ws = Workspace.open(workspace, create=False)
+    ws.category(category)  # unknown category: WorkspaceError naming the known ones
+    for status, tags in (("keep", keep), ("drop", drop), ("background", background)):
+        for tag in tags or ():
+            print(f"{set_tag_status(ws, category, tag, status)}: {status}")
+    decisions = ws.tags(category)
+    suggestions = _suggestions(ws, category, imagenet, device)
+    for suggestion in suggestions:
+        mark = decisions.get(suggestion.tag, "background?" if suggestion.background else "-")
+        print(f"{suggestion.tag:<24} {suggestion.score:5.2f}  {suggestion.source:<22} {mark}")
+    for tag in sorted(set(decisions) - {s.tag for s in suggestions}):  # typed by the user
+        print(f"{tag:<24} {'':5}  {'user':<22} {decisions[tag]}")
+    choice = category_tags(ws, category)
+    print(f"next run prompts ({choice.source}): {', '.join(choice.tags) or 'none'}; "
+          f"background: {', '.join(choice.background) or 'none'}")
+    return 0
+
+
+def _suggestions(ws: Workspace, category: str, imagenet: bool, device: str):
+    from pipeline.data.images import load_rgb
+    from pipeline.device import resolve_device
+    from pipeline.methods.runner import load_workspace_category
+    from pipeline.pseudolabels.adapters.factory import choose_taggers
+    from pipeline.pseudolabels.tag_curation import suggest_tags
+
+    samples = load_workspace_category(ws, category).select("train")[:SUGGESTION_IMAGES]
+    taggers, why = choose_taggers(resolve_device(device), imagenet=imagenet and bool(samples))
+    print(f"taggers: {why}")
+    return suggest_tags(ws, category, [load_rgb(s.path) for s in samples], taggers)
