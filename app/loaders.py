@@ -6,12 +6,16 @@ from pathlib import Path
 
 import numpy as np
 import streamlit as st
+import torch
 
 from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
 from pipeline.data.samples import CategoryData
 from pipeline.methods.base import Detector
 from pipeline.methods.runner import load_detector
+from pipeline.models.backbones import build_classifier
+from pipeline.pseudolabels import edits, render
+from pipeline.pseudolabels import store as pl_store
 from pipeline.workspace import Workspace
 
 
@@ -70,3 +74,45 @@ def prediction(ws: Workspace, category: str, method: str, path: Path) -> tuple[f
     if record is None:
         return None
     return _prediction(str(ws.path), category, method, record.created_at, str(path))
+
+
+# --- pseudo-labels (Tags, Masks, Clusters) ---------------------------------------------------
+# Keyed by the workspace path plus a version string of what the picture is drawn from, so an
+# edit (new components, a rejection, a cluster edit) shows at once and unchanged ones stay cached.
+
+@st.cache_resource(show_spinner="Loading the ImageNet classifier…", max_entries=2)
+def classifier(device: str) -> torch.nn.Module:
+    """The embedded EfficientNet-Lite0 classifier the ImageNet tagger asks."""
+    return build_classifier(device=device)
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def component_overlay(workspace: str, category: str, image_key: str, path: str, version: str,
+                      rejected: tuple[int, ...]) -> np.ndarray | None:
+    """The image with its effective components coloured and numbered (None: no components)."""
+    components = edits.effective_components(Workspace.open(workspace), category, image_key)
+    if components is None:
+        return None
+    return render.component_overlay(image(path), components.instances, set(rejected))
+
+
+@st.cache_data(show_spinner=False, max_entries=4096)
+def component_thumbnail(workspace: str, category: str, image_key: str, path: str, version: str,
+                        component_id: int) -> np.ndarray | None:
+    """A crop around one component (None when edits left it without pixels)."""
+    components = edits.effective_components(Workspace.open(workspace), category, image_key)
+    mask = None if components is None else components.instances == component_id
+    if mask is None or not mask.any():
+        return None
+    return render.component_thumbnail(image(path), mask)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def label_map_pictures(workspace: str, category: str, image_key: str, path: str, stamp: float,
+                       n_clusters: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """(image coloured by cluster, the label map alone); ``stamp`` = the map file's mtime."""
+    label_map = pl_store.load_label_map(Workspace.open(workspace), category, image_key)
+    if label_map is None:
+        return None
+    return (render.label_map_overlay(image(path), label_map, n_clusters),
+            render.label_map_colours(label_map, n_clusters))

@@ -19,15 +19,5 @@ class StreamlitProgress:
         self._bar.empty()
 
 
-def not_built_yet(what: str, issue_text: str) -> None:
-    """The plain statement a page shows before its issue is built, with links to what works."""
-    st.info(f"**{what} is not built yet.** {issue_text}")
-    st.markdown("What works today:")
-    st.page_link("pages/workspace_data.py", label="Workspace & data: open a workspace, import or generate data", icon=":material/folder_open:")
-    st.page_link("pages/train.py", label="Train: build the instant detector (no training needed)", icon=":material/model_training:")
-    st.page_link("pages/inspect.py", label="Inspect: heat maps, scores and verdicts", icon=":material/image_search:")
-    st.page_link("pages/evaluate.py", label="Evaluate: ROC curves, AUROC and the threshold", icon=":material/monitoring:")
-
-
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"

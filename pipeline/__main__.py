@@ -73,7 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segmenter", choices=("auto", "sam", "classic"), default="auto",
                    help="auto: SAM when its weights are found, else classical region proposals")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
-    p.add_argument("--seed", type=int, default=0, help="seeds the feature projection and the clustering")
+    p.add_argument("--seed", type=int, default=None,
+                   help="seeds the feature projection and the clustering (default: the stored settings' seed, else 0)")
+    p.add_argument("--default-settings", action="store_true",
+                   help="use the default stage settings, not those stored in the workspace by the Masks page")
     p.add_argument("--export", type=Path, help="also write each training image's label map (8-bit PNG) here")
 
     p = sub.add_parser("tags", help="list tag suggestions of a category and keep/drop/mark tags as background")
@@ -112,7 +115,8 @@ def run(args: argparse.Namespace) -> int:
                 args.workspace, args.category, args.keep, args.drop, args.background, not args.no_imagenet, args.device
             )
         return pseudolabel_commands.pseudo_labels_command(
-            args.data, args.category, args.workspace, args.detector, args.segmenter, args.device, args.seed, args.export
+            args.data, args.category, args.workspace, args.detector, args.segmenter, args.device, args.seed, args.export,
+            args.default_settings,
         )
     return commands.doctor_command()
 

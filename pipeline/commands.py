@@ -30,9 +30,11 @@ class TqdmProgress:
         if stage != self._stage or self._bar is None:
             self.close()
             self._stage = stage
-            self._bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True)
-        self._bar.n = done
-        self._bar.refresh()
+            # In a log file (no terminal) every redraw is a new line: redraw every few seconds only.
+            interval = 0.1 if sys.stderr.isatty() else 5.0
+            self._bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True,
+                             mininterval=interval)
+        self._bar.update(done - self._bar.n)  # update() honours mininterval; refresh() would not
 
     def close(self) -> None:
         if self._bar is not None:

@@ -13,19 +13,25 @@ SUGGESTION_IMAGES = 3
 
 
 def pseudo_labels_command(
-    data: Path, category: str, workspace: Path, detector: str, segmenter: str, device: str, seed: int,
-    export: Path | None = None,
+    data: Path, category: str, workspace: Path, detector: str, segmenter: str, device: str, seed: int | None,
+    export: Path | None = None, default_settings: bool = False,
 ) -> int:
+    from pipeline.pseudolabels.edits import SETTINGS
     from pipeline.pseudolabels.export import export_label_maps
     from pipeline.pseudolabels.run import run_pseudo_labels, with_seed
     from pipeline.pseudolabels.settings import PseudoLabelSettings
 
     ws = Workspace.open(workspace, create=True)
     register_category(ws, data, category)
+    stored = None if default_settings else ws.get_setting(SETTINGS, None, category=category)
+    settings = PseudoLabelSettings.from_dict(stored) if stored else PseudoLabelSettings()
+    print(f"settings: {'stored in the workspace (Masks page)' if stored else 'defaults'}")
+    if seed is not None:
+        settings = with_seed(settings, seed)
     progress = TqdmProgress()
     try:
         summary = run_pseudo_labels(
-            ws, category, with_seed(PseudoLabelSettings(), seed), detector=detector, segmenter=segmenter,
+            ws, category, settings, detector=detector, segmenter=segmenter,
             device=device, progress=progress, report=print,
         )
     finally:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import io
+import tempfile
+import zipfile
 from pathlib import Path, PurePosixPath
 
 from pipeline.pseudolabels import store
@@ -36,3 +39,12 @@ def export_label_maps(ws: Workspace, category: str, out_dir: Path | str) -> list
         atomic_save_png(path, label_map)
         written.append(path)
     return written
+
+
+def label_maps_zip(ws: Workspace, category: str) -> bytes:
+    """The exported label maps as one zip (same names as ``export_label_maps``), for a download."""
+    buffer = io.BytesIO()
+    with tempfile.TemporaryDirectory() as folder, zipfile.ZipFile(buffer, "w") as archive:
+        for path in export_label_maps(ws, category, folder):
+            archive.write(path, path.relative_to(folder).as_posix())
+    return buffer.getvalue()

@@ -180,7 +180,7 @@ class ClassicSettings:
     felzenszwalb_scales: tuple[float, ...] = (200.0,)
     felzenszwalb_sigma: float = 0.8
     felzenszwalb_min_size: int = 30
-    min_thickness: float = 2.0
+    min_thickness: float = 2.5
     merge_colour_scale: float = 5.0
     slic_segments: int = 150
     slic_compactness: float = 10.0

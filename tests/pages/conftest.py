@@ -11,6 +11,7 @@ path a running server takes once the entry point has been executed: the entry po
 
 from __future__ import annotations
 
+import dataclasses
 import runpy
 import shutil
 from collections.abc import Callable, Iterator
@@ -23,8 +24,12 @@ from streamlit.runtime.pages_manager import PagesManager
 from streamlit.runtime.scriptrunner import script_runner
 from streamlit.testing.v1 import AppTest
 
+from pipeline.data.synth import SynthSettings, generate
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.methods.runner import fit_method
+from pipeline.pseudolabels import curation, edits
+from pipeline.pseudolabels.run import run_pseudo_labels
+from pipeline.pseudolabels.settings import PseudoLabelSettings
 from pipeline.workspace import Workspace
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,6 +37,9 @@ APP = REPO / "streamlit_app.py"
 CATEGORY = "pin_tray"
 METHOD = "instant"
 TIMEOUT = 120
+_DEFAULTS = PseudoLabelSettings()
+FAST_PL = dataclasses.replace(_DEFAULTS, features=dataclasses.replace(_DEFAULTS.features, variants=False, crop_size=32))
+"""Pseudo-label settings for page tests: one small crop per component (the pages, not the quality, are tested)."""
 
 
 def _run_entry_point(main_script_path: str) -> None:
@@ -115,6 +123,41 @@ def workspace_copy(page_workspaces: dict[str, Path], tmp_path: Path) -> Callable
     def copy(name: str) -> Path:
         target = tmp_path / f"ws_{name}"
         shutil.copytree(page_workspaces[name], target)
+        return target
+
+    return copy
+
+
+@pytest.fixture(scope="session")
+def pl_workspaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Workspaces for the Tags, Masks and Clusters pages on 4 tiny (128 px) ``pin_tray`` images.
+
+    ``ready``: category registered and ``FAST_PL`` stored as the last-used settings (the Masks page
+    starts from them), nothing built; ``built``: the same after one pseudo-label run (classic
+    segmenter, no detector) with at least two clusters. Copy one (``pl_copy``) to change it.
+    """
+    root = tmp_path_factory.mktemp("pl_pages")
+    generate(SynthSettings(out=root / "data", categories=(CATEGORY,), seed=3, n_train=4, n_validation=1,
+                           n_test_good=1, n_logical=1, n_structural=1, size=128))
+    ws = Workspace.create(root / "ready")
+    ws.add_category(CATEGORY, root / "data" / CATEGORY, "loco")
+    ws.set_setting(edits.SETTINGS, FAST_PL.to_dict(), category=CATEGORY)
+    shutil.copytree(ws.path, root / "built")
+    built = Workspace.open(root / "built")
+    with _one_torch_thread():
+        summary = run_pseudo_labels(built, CATEGORY, FAST_PL, detector="none", segmenter="classic", device="cpu")
+    if len(summary.cluster_sizes) < 2:  # the tests merge and move: they need two clusters, not a given count
+        curation.split_cluster(built, CATEGORY, max(summary.cluster_sizes, key=summary.cluster_sizes.get), 2)
+    return {"ready": root / "ready", "built": root / "built"}
+
+
+@pytest.fixture
+def pl_copy(pl_workspaces: dict[str, Path], tmp_path: Path) -> Callable[[str], Path]:
+    """``pl_copy("built")``: a private copy of a pseudo-label workspace for a test to change."""
+
+    def copy(name: str) -> Path:
+        target = tmp_path / f"pl_{name}"
+        shutil.copytree(pl_workspaces[name], target)
         return target
 
     return copy

@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 
 from pipeline.methods.runner import fit_method
+from pipeline.pseudolabels import store
 from pipeline.workspace import Workspace
 
 OPEN_BUTTON = "FormSubmitter:open_workspace-Open workspace"
@@ -93,3 +94,33 @@ def test_blank_import_folder_is_refused(app, tmp_path, tiny_synth, monkeypatch, 
     app.run(at)
     assert len(at.error) == 1 and not at.success
     assert Workspace.open(ws_path).categories() == []
+
+
+@pytest.fixture
+def moved_pl_workspace(tmp_path, pl_copy) -> Path:
+    """A workspace with built pseudo-labels whose data folder has since been moved away."""
+    ws_path = pl_copy("built")
+    ws = Workspace.open(ws_path)
+    old_root = Path(ws.category("pin_tray").data_root)
+    data = tmp_path / "data" / "pin_tray"
+    shutil.copytree(old_root, data)
+    ws.add_category("pin_tray", data, "loco")
+    run = store.read_json(ws, "pin_tray", "run.json")  # the last build read its images from the copy
+    run["images"] = {key: str(data / Path(path).relative_to(old_root)) for key, path in run["images"].items()}
+    store.write_json(ws, "pin_tray", "run.json", run)
+    shutil.move(data, tmp_path / "moved")
+    return ws_path
+
+
+def test_pseudo_label_pages_with_a_moved_data_folder(app, moved_pl_workspace):
+    masks = app.open(moved_pl_workspace, "pages/masks.py")
+    assert any("does not exist" in e.value for e in masks.error)
+    assert not masks.get("image")
+    clusters = app.open(moved_pl_workspace, "pages/clusters.py")
+    assert len(clusters.error) == 1 and "training image(s) of the last build are gone" in clusters.error[0].value
+    assert not clusters.get("image")
+    tags = app.open(moved_pl_workspace, "pages/tags.py")
+    assert not tags.error  # the table needs no images; asking the taggers does
+    tags.button("suggest_tags").click()
+    app.run(tags)
+    assert len(tags.error) == 1 and "does not exist" in tags.error[0].value

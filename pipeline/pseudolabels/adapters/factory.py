@@ -124,9 +124,7 @@ def choose_taggers(
     from pipeline.pseudolabels.adapters.tagger import ImageNetTagger, RamPlusTagger, VocabularyTagger
 
     taggers: list[Tagger] = []
-    unavailable = ""
-    if ram_checkpoint is None:
-        unavailable = _unavailable("ram_plus") or _unavailable("groundingdino_text_encoder", text_encoder)
+    unavailable = ram_plus_unavailable(text_encoder) if ram_checkpoint is None else ""
     if not unavailable:  # an explicit checkpoint must work: missing pieces raise here
         ram = resolve_weights("ram_plus", ram_checkpoint)
         bert = resolve_weights("groundingdino_text_encoder", text_encoder)
@@ -137,6 +135,18 @@ def choose_taggers(
     names = " + ".join({"ram_plus": "RAM++", "vocabulary": "curated vocabulary",
                         "imagenet": "ImageNet labels"}[t.name] for t in taggers)
     return taggers, names if not unavailable else f"{unavailable}; using {names}"
+
+
+def ram_plus_unavailable(text_encoder: Path | str | None = None) -> str:
+    """Why RAM++ cannot be used (package, checkpoint or BERT folder missing), ``""`` if it can.
+    Cheap (no model is built): the Tags page shows it before anyone asks for suggestions."""
+    return _unavailable("ram_plus") or _unavailable("groundingdino_text_encoder", text_encoder)
+
+
+def model_unavailable(key: str) -> str:
+    """Why the registry model ``key`` (``sam_vit_b``, ``groundingdino``, ...) cannot be used, ``""``
+    if it can; for the pages' hints next to the detector and segmenter choices."""
+    return _unavailable(key)
 
 
 def _check_kind(kind: str, allowed: tuple[str, ...], what: str) -> None:

@@ -18,6 +18,8 @@ from pipeline.pseudolabels.adapters.factory import (
     choose_detector,
     choose_segmenter,
     choose_taggers,
+    model_unavailable,
+    ram_plus_unavailable,
 )
 from pipeline.pseudolabels.adapters.manual_boxes import ManualBoxDetector
 
@@ -133,3 +135,13 @@ def test_taggers_without_ram_plus(isolated_weights):
     assert [t.name for t in choose_taggers(imagenet=False)[0]] == ["vocabulary"]
     with pytest.raises((ImportError, MissingWeightsError)):
         choose_taggers(ram_checkpoint="/nowhere/ram_plus_swin_large_14m.pth")
+
+
+def test_availability_sentences_for_the_pages(weights_dir):
+    """The pages ask what is missing without building any model."""
+    assert "package 'ram' is not installed" in ram_plus_unavailable()
+    missing = model_unavailable("sam_vit_b")
+    assert "sam_vit_b_01ec64.pth" in missing or "package 'segment_anything' is not installed" in missing
+    if "not installed" not in missing:
+        (weights_dir / "sam_vit_b_01ec64.pth").write_bytes(b"not checked until loaded")
+        assert model_unavailable("sam_vit_b") == ""

@@ -44,7 +44,9 @@ def small_features(monkeypatch):
 
     defaults = settings.PseudoLabelSettings()
     fast = dataclasses.replace(defaults, features=dataclasses.replace(defaults.features, variants=False, crop_size=32))
-    monkeypatch.setattr(settings, "PseudoLabelSettings", lambda: fast)
+    factory = lambda: fast  # noqa: E731
+    factory.from_dict = settings.PseudoLabelSettings.from_dict
+    monkeypatch.setattr(settings, "PseudoLabelSettings", factory)
 
 
 def _cli(*args: object) -> int:
@@ -74,6 +76,26 @@ def test_pseudo_labels_prints_adapters_and_summary_and_exports(data, tmp_path, c
 
     assert _pseudo_labels(data, tmp_path / "ws", "--detector", "none", "--seed", "3") == 0
     assert "4 training images (4 reused from the workspace)" in capsys.readouterr().out
+
+
+def test_pseudo_labels_reuses_the_settings_stored_by_the_masks_page(data, tmp_path, capsys):
+    from pipeline.pseudolabels.edits import SETTINGS
+    from pipeline.pseudolabels.settings import PseudoLabelSettings
+
+    assert _pseudo_labels(data, tmp_path / "ws", "--detector", "none") == 0
+    ws = Workspace.open(tmp_path / "ws")
+    tuned = PseudoLabelSettings().to_dict()
+    tuned["masks"]["min_area"] = 77
+    ws.set_setting(SETTINGS, tuned, category=CATEGORY)
+    capsys.readouterr()
+
+    assert _pseudo_labels(data, tmp_path / "ws", "--detector", "none") == 0
+    assert "settings: stored in the workspace" in capsys.readouterr().out
+    assert ws.get_setting(SETTINGS, None, category=CATEGORY)["masks"]["min_area"] == 77
+
+    assert _pseudo_labels(data, tmp_path / "ws", "--detector", "none", "--default-settings") == 0
+    assert "settings: defaults" in capsys.readouterr().out
+    assert ws.get_setting(SETTINGS, None, category=CATEGORY)["masks"]["min_area"] == 50
 
 
 @pytest.mark.parametrize("args, message", [

@@ -39,7 +39,7 @@ def test_features_shape_dtype_and_determinism(random_backbone):
     first = component_features(image, components, random_backbone, settings)
     again = component_features(image, components, random_backbone, FeatureSettings(batch_size=8))
     assert first.shape == (2, 320) and first.dtype == np.float32
-    np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-6)  # batching does not matter
+    np.testing.assert_allclose(first, again, rtol=1e-5, atol=1e-5)  # batching does not matter (float32 sums)
     assert not np.allclose(first[0], first[1])
     empty = ImageComponents("b", np.zeros_like(instances), np.ones_like(instances, bool), ())
     assert component_features(image, empty, random_backbone, settings).shape == (0, 320)

@@ -4,7 +4,9 @@ recovery, determinism and the label-map export."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from pipeline.commands import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.pseudolabels import chain, store
 from pipeline.pseudolabels import features as feature_stage
-from pipeline.pseudolabels.export import export_label_maps, export_names
+from pipeline.pseudolabels.export import export_label_maps, export_names, label_maps_zip
 from pipeline.pseudolabels.run import PseudoLabelSummary, run_pseudo_labels, seed_of, with_seed
 from pipeline.pseudolabels.settings import PseudoLabelSettings
 from pipeline.workspace import Workspace
@@ -155,6 +157,15 @@ def test_export_writes_one_8bit_png_per_training_image(done, tmp_path, data):
         with Image.open(data / CATEGORY / "train" / "good" / path.name) as source:
             assert exported.shape == (source.height, source.width)
         assert exported.max() <= len(summary.cluster_sizes)
+
+
+def test_label_maps_zip_holds_the_exported_maps(done, tmp_path):
+    ws, _ = done
+    written = export_label_maps(ws, CATEGORY, tmp_path / "out")
+    with zipfile.ZipFile(io.BytesIO(label_maps_zip(ws, CATEGORY))) as archive:
+        assert sorted(archive.namelist()) == sorted(p.relative_to(tmp_path / "out").as_posix() for p in written)
+        for path in written:
+            assert archive.read(path.relative_to(tmp_path / "out").as_posix()) == path.read_bytes()
 
 
 def test_export_names_mirror_folders_only_when_names_collide():
