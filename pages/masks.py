@@ -23,7 +23,7 @@ from pipeline.pseudolabels import curation, edits, render, store
 from pipeline.pseudolabels.adapters.base import Box
 from pipeline.pseudolabels.adapters.factory import DETECTORS, SEGMENTERS, model_unavailable
 from pipeline.pseudolabels.run import run_pseudo_labels, seed_of, with_seed
-from pipeline.pseudolabels.settings import MaskSettings, PseudoLabelSettings
+from pipeline.pseudolabels.settings import ClusterSettings, MaskSettings, PseudoLabelSettings
 from pipeline.pseudolabels.tag_curation import category_tags
 from pipeline.workspace import Workspace
 
@@ -80,6 +80,20 @@ def _mask_settings(base: MaskSettings, category: str) -> MaskSettings:
                                max_area_fraction=largest, min_area=int(min_area), fill_distance=float(fill))
 
 
+def _cluster_settings(base: ClusterSettings, category: str) -> ClusterSettings:
+    """The two clustering knobs that decide how many clusters come out."""
+    k = f"::{category}"
+    c1, c2 = st.columns(2)
+    quantile = c1.slider("Cluster width (bandwidth quantile)", 0.05, 0.6, float(base.bandwidth_quantile), 0.01,
+                         key="masks_bw" + k, help="MeanShift's bandwidth is this quantile of the distances between "
+                         "component features: lower gives more, tighter clusters (one part type split in two); "
+                         "higher merges part types. Merge or split single clusters on the Clusters page.")
+    smallest = c2.slider("Smallest cluster (share of the images)", 0.0, 1.0, float(base.min_cluster_fraction), 0.05,
+                         key="masks_mincl" + k, help="Clusters with fewer members than this share of the image "
+                         "count are dropped: a real part type occurs in most images, a stray segment in few.")
+    return dataclasses.replace(base, bandwidth_quantile=float(quantile), min_cluster_fraction=float(smallest))
+
+
 def _availability() -> str:
     dino = model_unavailable("groundingdino") or model_unavailable("groundingdino_text_encoder")
     sam = model_unavailable("sam_vit_b")
@@ -98,9 +112,10 @@ def _run_config(ws: Workspace, category: str) -> RunConfig:
         device = c3.selectbox("Device", devices, key="masks_device")
         st.caption(_availability())
         masks = _mask_settings(base.masks, category)
+        clusters = _cluster_settings(base.clusters, category)
         seed = st.number_input("Seed (feature projection, clustering)", 0, 2**31 - 1, seed_of(base),
                                key=f"masks_seed::{category}")
-    settings = with_seed(dataclasses.replace(base, masks=masks), int(seed))
+    settings = with_seed(dataclasses.replace(base, masks=masks, clusters=clusters), int(seed))
     return RunConfig(settings, detector, segmenter, device)
 
 
