@@ -88,6 +88,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-imagenet", action="store_true", help="skip the embedded classifier's ImageNet suggestions")
     p.add_argument("--device", default="auto")
 
+    p = sub.add_parser("train-seg", help="train the component segmentation network on a category's pseudo-labels")
+    p.add_argument("--workspace", type=Path, required=True, help="an existing workspace")
+    p.add_argument("--category", required=True, help="a category with pseudo-labels (pseudo-labels command or Masks page)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="quick: CPU-friendly (15 epochs, smaller head); paper: thesis settings (120 epochs)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
+    p.add_argument("--restart", action="store_true",
+                   help="ignore the checkpoint of an interrupted run (default: resume it when its settings match)")
+
     sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
     return parser
 
@@ -117,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
         return pseudolabel_commands.pseudo_labels_command(
             args.data, args.category, args.workspace, args.detector, args.segmenter, args.device, args.seed, args.export,
             args.default_settings,
+        )
+    if args.command == "train-seg":
+        from pipeline import segmentation_commands  # imported on use: loads torch models
+
+        return segmentation_commands.train_seg_command(
+            args.workspace, args.category, args.profile, args.device, args.seed, args.epochs, args.restart
         )
     return commands.doctor_command()
 

@@ -36,6 +36,10 @@ class TqdmProgress:
                              mininterval=interval)
         self._bar.update(done - self._bar.n)  # update() honours mininterval; refresh() would not
 
+    def write(self, text: str) -> None:
+        """Print a line to stdout without tearing the bar (tqdm clears and redraws it)."""
+        tqdm.write(text, file=sys.stdout)
+
     def close(self) -> None:
         if self._bar is not None:
             self._bar.close()

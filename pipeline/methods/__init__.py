@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 from pipeline.methods.base import Detector, FitContext, MethodSpec, Prediction
+from pipeline.methods.histogram.method import HISTOGRAM
 from pipeline.methods.instant import INSTANT
 
-METHODS: dict[str, MethodSpec] = {INSTANT.name: INSTANT}
+METHODS: dict[str, MethodSpec] = {INSTANT.name: INSTANT, HISTOGRAM.name: HISTOGRAM}
 
 
 def get_method(name: str) -> MethodSpec:

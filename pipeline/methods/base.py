@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     import torch
 
     from pipeline.data.samples import CategoryData
+    from pipeline.workspace import Workspace
 
 ProgressFn = Callable[[str, int, int], None]
 """``progress(stage, done, total)``: called by long loops so the CLI and jobs can report."""
@@ -32,12 +33,15 @@ class Prediction:
         branch_maps: optional extra maps by name (same shape as ``anomaly_map``), e.g. the
             local/global maps of LGST methods. The instant detector has none.
         branch_scores: optional per-branch image scores by name.
+        explanations: optional sentences saying why, most telling first (the histogram branch:
+            "grid cell top-left: class 'pin' count 0, expected 1; ...").
     """
 
     score: float
     anomaly_map: np.ndarray
     branch_maps: dict[str, np.ndarray] = field(default_factory=dict)
     branch_scores: dict[str, float] = field(default_factory=dict)
+    explanations: tuple[str, ...] = ()
 
 
 class Detector(Protocol):
@@ -64,6 +68,8 @@ class FitContext:
             can use bad examples (instant: anomaly keys) read them, others ignore them.
         progress: progress sink.
         backbone: ``"auto"`` or a backbone name (see ``pipeline.models.backbones.choose_backbone``).
+        workspace, category: where the category's pseudo-labels live (methods with a segmentation
+            branch read them; None when fitting outside a workspace).
     """
 
     data: "CategoryData"
@@ -74,6 +80,8 @@ class FitContext:
     labelled_bad: tuple[str, ...] = ()
     progress: ProgressFn = no_progress
     backbone: str = "auto"
+    workspace: "Workspace | None" = None
+    category: str = ""
 
 
 @dataclass(frozen=True)

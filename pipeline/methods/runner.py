@@ -102,7 +102,7 @@ def fit_method(
     ctx = FitContext(
         data=data, out_dir=workspace.method_dir(category, method), profile=profile, device=dev,
         seed=seed, labelled_bad=tuple(sorted(k for k, v in labels.items() if v != "good")), progress=progress,
-        backbone=backbone,
+        backbone=backbone, workspace=workspace, category=category,
     )
     start = time.perf_counter()
     files = spec.fit(ctx)

@@ -1,0 +1,156 @@
+"""The histogram branch alone as a detection method (``histogram``): pseudo-labels → segmentation
+network → predicted label maps → global and grid class-area Mahalanobis scores (SPEC §5 step 7).
+
+The image score is the sum of the two distances, each z-normalised with the 20th–80th percentile
+trimmed mean and spread of the validation images (thesis eq. 4.17–4.18), so neither dominates by
+scale. The anomaly map paints each grid cell with its most unusual class count/area (in standard
+deviations), and ``explanations`` says which counts deviate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from pipeline.data.images import load_rgb
+from pipeline.methods.base import FitContext, MethodSpec, Prediction
+from pipeline.methods.histogram.scoring import (
+    HistogramModel,
+    explain,
+    fit_histogram_model,
+    load_histogram_model,
+    mahalanobis_scores,
+    save_histogram_model,
+)
+from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
+from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
+from pipeline.methods.segmentation.settings import SegmentationSettings
+from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
+from pipeline.methods.segmentation.train import CHECKPOINT, train_segmentation
+from pipeline.workspace.files import atomic_write_json
+
+GRID = 2
+"""P of the P×P grid histogram (thesis: 2)."""
+FUSION_FILE = "histogram_fusion.json"
+EXPLAIN_ABOVE = 2.0
+"""A (region, class) deviation is reported when it is this many training spreads off."""
+
+
+@dataclass(frozen=True)
+class TrimmedZ:
+    """``(score - mean) / std`` with mean and std of the 20th–80th percentile of validation scores."""
+
+    mean: float
+    std: float
+
+    @classmethod
+    def fit(cls, scores: np.ndarray) -> "TrimmedZ":
+        scores = np.asarray(scores, np.float64)
+        low, high = np.percentile(scores, [20, 80])
+        kept = scores[(scores >= low) & (scores <= high)]
+        kept = kept if kept.size >= 2 else scores
+        return cls(float(kept.mean()), float(max(kept.std(), 1e-6)))
+
+    def __call__(self, scores: np.ndarray) -> np.ndarray:
+        return (np.asarray(scores, np.float64) - self.mean) / self.std
+
+
+class HistogramDetector:
+    """A fitted histogram method: segmentation network + histogram model + score normalisers."""
+
+    method = "histogram"
+
+    def __init__(self, net: SegmentationNet, model: HistogramModel, size: int, class_names: dict[int, str],
+                 global_z: TrimmedZ, grid_z: TrimmedZ) -> None:
+        self.net, self.model, self.size, self.class_names = net, model, size, class_names
+        self.global_z, self.grid_z = global_z, grid_z
+
+    def label_maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        return predicted_maps(self.net, images, self.size)
+
+    def predict(self, images: list[np.ndarray]) -> list[Prediction]:
+        maps = self.label_maps(images)
+        global_d, grid_d = mahalanobis_scores(self.model, maps)
+        fused = self.global_z(global_d) + self.grid_z(grid_d)
+        return [self._prediction(m, float(s), float(g), float(c)) for m, s, g, c in zip(maps, fused, global_d, grid_d)]
+
+    def _prediction(self, label_map: np.ndarray, score: float, global_d: float, grid_d: float) -> Prediction:
+        deviations = explain(self.model, label_map, self.class_names)
+        return Prediction(
+            score=score, anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
+            branch_maps={"segmentation": label_map.astype(np.float32)},
+            branch_scores={"histogram_global": global_d, "histogram_grid": grid_d},
+            explanations=tuple(d.sentence for d in deviations if d.unusualness >= EXPLAIN_ABOVE),
+        )
+
+
+def predicted_maps(net: SegmentationNet, images: list[np.ndarray], size: int) -> list[np.ndarray]:
+    """Label maps at the network's input side: the histogram's fixed reference frame."""
+    return predict_labels(net, [_resize_image(im, size) for im in images], size)
+
+
+def cell_map(deviations, shape: tuple[int, int], grid: int) -> np.ndarray:
+    """float32 ``shape`` map: each grid cell holds its most unusual class deviation (in spreads),
+    plus the whole image's, so a part missing anywhere lights the whole map a little."""
+    out = np.zeros(shape, np.float32)
+    rows, cols = np.linspace(0, shape[0], grid + 1).astype(int), np.linspace(0, shape[1], grid + 1).astype(int)
+    whole = max((d.unusualness for d in deviations if d.cell is None), default=0.0)
+    for d in deviations:
+        if d.cell is not None:
+            r, c = d.cell
+            cell = out[rows[r]:rows[r + 1], cols[c]:cols[c + 1]]
+            np.maximum(cell, d.unusualness, out=cell)
+    return out + np.float32(whole) / 2
+
+
+def fit(ctx: FitContext) -> dict[str, str]:
+    if ctx.workspace is None:
+        raise ValueError("the histogram method trains on the category's pseudo-labels: fit it inside a workspace")
+    _ensure_pseudo_labels(ctx)
+    settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed)
+    data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed)
+    result = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress)
+    size = settings.image_size
+    train_maps = predicted_maps(result.net, [load_rgb(s.path) for s in ctx.data.select("train", "good")], size)
+    model = fit_histogram_model(train_maps, data.n_classes, grid=GRID)
+    files = save_histogram_model(model, ctx.out_dir)
+    validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
+    global_d, grid_d = mahalanobis_scores(model, predicted_maps(result.net, validation, size)) if validation else ([0.0], [0.0])
+    fusion = {"global": TrimmedZ.fit(global_d).__dict__, "grid": TrimmedZ.fit(grid_d).__dict__,
+              "image_size": size, "class_names": {str(k): v for k, v in data.class_names.items()}}
+    atomic_write_json(ctx.out_dir / FUSION_FILE, fusion)
+    return {**files, "segmentation": CHECKPOINT, "fusion": FUSION_FILE}
+
+
+def _ensure_pseudo_labels(ctx: FitContext) -> None:
+    from pipeline.pseudolabels import store
+    from pipeline.pseudolabels.run import run_pseudo_labels
+
+    if not store.load_state(ctx.workspace, ctx.category).label_maps:
+        run_pseudo_labels(ctx.workspace, ctx.category, device=str(ctx.device), progress=ctx.progress)
+
+
+def load(folder: Path, device: torch.device) -> HistogramDetector:
+    import json
+
+    fusion = json.loads((folder / FUSION_FILE).read_text())
+    net = build_network(load_checkpoint(folder / CHECKPOINT), device)
+    return HistogramDetector(net, load_histogram_model(folder), int(fusion["image_size"]),
+                             {int(k): v for k, v in fusion["class_names"].items()},
+                             TrimmedZ(**fusion["global"]), TrimmedZ(**fusion["grid"]))
+
+
+HISTOGRAM = MethodSpec(
+    name="histogram",
+    title="Histogram (component counts and areas)",
+    summary=(
+        "Segments each image into the pseudo-labelled part classes and compares class areas and part "
+        "counts, over the image and a 2×2 grid, with the good training images: catches missing, extra "
+        "and misplaced parts and says which. Needs pseudo-labels (built automatically if missing)."
+    ),
+    fit=fit,
+    load=load,
+)

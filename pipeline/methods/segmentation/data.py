@@ -1,0 +1,116 @@
+"""The segmentation network's training data, read from a category's pseudo-labels in the workspace.
+
+``D_L`` (reliable images with their label maps) is split into a training part and a held-out
+slice for the per-epoch mean IoU; ``D_U`` (unreliable images) feeds the unsupervised losses.
+Images and maps are resized once to the network's input side, so every epoch works on small
+arrays and augmentation/LSA cost does not grow with the photo resolution.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from pipeline.data.images import load_rgb
+from pipeline.pseudolabels import store
+from pipeline.workspace import Workspace
+
+
+class NoPseudoLabelsError(ValueError):
+    """The category has no pseudo-labels (or no reliable image) to train on."""
+
+
+@dataclass(frozen=True)
+class SegmentationData:
+    """Training inputs of one category.
+
+    Attributes:
+        train_images, train_maps: ``D_L`` minus the held-out slice: RGB uint8 ``(S, S, 3)`` and
+            uint8 label maps ``(S, S)`` (0 = background, 1..n_classes = clusters), S = input side.
+        holdout_images, holdout_maps: the held-out slice of ``D_L`` (may be empty).
+        unlabelled_images: ``D_U`` images, RGB uint8 ``(S, S, 3)``.
+        class_names: cluster id -> name (1..n_classes).
+        keys: image keys by role (``train``, ``holdout``, ``unlabelled``), for the record.
+    """
+
+    train_images: tuple[np.ndarray, ...]
+    train_maps: tuple[np.ndarray, ...]
+    holdout_images: tuple[np.ndarray, ...]
+    holdout_maps: tuple[np.ndarray, ...]
+    unlabelled_images: tuple[np.ndarray, ...]
+    class_names: dict[int, str]
+    keys: dict[str, tuple[str, ...]]
+
+    @property
+    def n_classes(self) -> int:
+        return max(self.class_names, default=0)
+
+    def fingerprint(self) -> str:
+        """sha256 of every image and map: a checkpoint trained on other pseudo-labels is not resumed."""
+        digest = hashlib.sha256(json.dumps(self.class_names, sort_keys=True).encode())
+        for array in (*self.train_images, *self.train_maps, *self.holdout_images, *self.holdout_maps,
+                      *self.unlabelled_images):
+            digest.update(np.ascontiguousarray(array).tobytes())
+        return digest.hexdigest()
+
+
+def load_segmentation_data(
+    ws: Workspace, category: str, side: int, holdout_fraction: float = 0.1, seed: int = 0
+) -> SegmentationData:
+    """Read the pseudo-labels of ``category``; raises ``NoPseudoLabelsError`` with what to run."""
+    state = store.load_state(ws, category)
+    paths = store.read_json(ws, category, "run.json").get("images", {})
+    if not state.label_maps or not paths:
+        raise NoPseudoLabelsError(
+            f"category {category!r} has no pseudo-labels yet; run `python -m pipeline pseudo-labels "
+            f"--workspace {ws.path} --category {category} --data ...` (or the Masks page) first"
+        )
+    reliable = [k for k in state.reliable if k in paths]
+    if not reliable:
+        raise NoPseudoLabelsError(f"category {category!r}: no reliable (D_L) image; mark some reliable on the Clusters page")
+    labelled = [(k, *_load_pair(ws, category, k, Path(paths[k]), side)) for k in reliable]
+    holdout = _holdout_indices(len(labelled), holdout_fraction, seed)
+    train = [item for i, item in enumerate(labelled) if i not in holdout]
+    held = [item for i, item in enumerate(labelled) if i in holdout]
+    unlabelled_keys = [k for k in state.unreliable if k in paths]
+    return SegmentationData(
+        train_images=tuple(img for _, img, _ in train), train_maps=tuple(m for _, _, m in train),
+        holdout_images=tuple(img for _, img, _ in held), holdout_maps=tuple(m for _, _, m in held),
+        unlabelled_images=tuple(_resize_image(load_rgb(Path(paths[k])), side) for k in unlabelled_keys),
+        class_names={int(c): str(n) for c, n in state.cluster_names.items()},
+        keys={"train": tuple(k for k, _, _ in train), "holdout": tuple(k for k, _, _ in held),
+              "unlabelled": tuple(unlabelled_keys)},
+    )
+
+
+def _load_pair(ws: Workspace, category: str, key: str, path: Path, side: int) -> tuple[np.ndarray, np.ndarray]:
+    label_map = store.load_label_map(ws, category, key)
+    if label_map is None:
+        raise NoPseudoLabelsError(f"{key}: no label map stored; rerun pseudo-labels")
+    return _resize_image(load_rgb(path), side), _resize_map(label_map, side)
+
+
+def _holdout_indices(n: int, fraction: float, seed: int) -> set[int]:
+    """A seeded slice of ``D_L``; at least one image once there are 5, none below (too few to spare)."""
+    if n < 5 or fraction <= 0:
+        return set()
+    count = max(1, int(round(fraction * n)))
+    return {int(i) for i in np.random.default_rng(seed).permutation(n)[:count]}
+
+
+def _resize_image(image: np.ndarray, side: int) -> np.ndarray:
+    if image.shape[:2] == (side, side):
+        return np.array(image)  # a writable copy, as after a resize
+    return np.array(Image.fromarray(image).resize((side, side), Image.BILINEAR))
+
+
+def _resize_map(label_map: np.ndarray, side: int) -> np.ndarray:
+    label_map = np.array(label_map, np.uint8)
+    if label_map.shape == (side, side):
+        return label_map
+    return np.array(Image.fromarray(label_map).resize((side, side), Image.NEAREST))

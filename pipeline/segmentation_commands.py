@@ -1,0 +1,50 @@
+"""``train-seg``: train the component segmentation network on a category's pseudo-labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pipeline.commands import TqdmProgress
+from pipeline.workspace import Workspace
+
+FOLDER = "segmentation"
+"""Per-category workspace folder of the segmentation checkpoint."""
+
+
+def train_seg_command(
+    workspace: Path, category: str, profile: str, device: str, seed: int, epochs: int | None, restart: bool,
+) -> int:
+    from pipeline.device import resolve_device
+    from pipeline.methods.segmentation.data import load_segmentation_data
+    from pipeline.methods.segmentation.settings import SegmentationSettings
+    from pipeline.methods.segmentation.train import train_segmentation
+
+    ws = Workspace.open(workspace)
+    ws.category(category)  # a clear error for an unknown category
+    overrides = {"epochs": epochs} if epochs else {}
+    settings = SegmentationSettings.for_profile(profile, seed=seed, **overrides)
+    torch_device = resolve_device(device)
+    data = load_segmentation_data(ws, category, settings.image_size, settings.holdout_fraction, seed)
+    print(f"device: {torch_device}; {len(data.train_images)} labelled images (+{len(data.holdout_images)} held out), "
+          f"{len(data.unlabelled_images)} unlabelled, {data.n_classes} classes: "
+          + ", ".join(data.class_names[c] for c in sorted(data.class_names)))
+    progress = TqdmProgress()
+    try:
+        result = train_segmentation(
+            data, settings, ws.category_dir(category) / FOLDER, torch_device, resume=not restart,
+            progress=progress, on_epoch=lambda record: progress.write(format_epoch(record, settings.epochs)),
+        )
+    finally:
+        progress.close()
+    if result.resumed_from:
+        print(f"resumed after epoch {result.resumed_from} of {settings.epochs}")
+    print(f"checkpoint: {result.checkpoint}")
+    return 0
+
+
+def format_epoch(record: dict, epochs: int) -> str:
+    """``epoch 3/15  loss 1.234 (ce 0.5 dice 0.3 ...)  mIoU 0.812  lr 9.1e-04  4.2 s``."""
+    parts = " ".join(f"{k} {record[k]:.3f}" for k in ("ce", "dice", "focal", "hist", "entropy") if k in record)
+    miou = "n/a" if record.get("miou") is None else f"{record['miou']:.3f}"
+    return (f"epoch {record['epoch']}/{epochs}  loss {record['loss']:.3f} ({parts})  held-out mIoU {miou}  "
+            f"lr {record['lr']:.1e}  {record['seconds']:.1f} s")

@@ -1,0 +1,93 @@
+"""The ``histogram`` method: trimmed z-normalisation, the cell map, and fit/evaluate/predict end to end."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.__main__ import main
+from pipeline.methods import get_method
+from pipeline.methods.histogram.method import TrimmedZ, cell_map
+from pipeline.methods.histogram.scoring import Deviation
+from pipeline.methods.segmentation import settings as seg_settings
+from pipeline.data.synth import SynthSettings, generate
+
+CATEGORY = "pin_tray"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_trimmed_z_uses_the_middle_60_percent():
+    scores = np.array([0.0, 1, 2, 3, 4, 5, 6, 7, 8, 100])  # the outlier must not set the scale
+    z = TrimmedZ.fit(scores)
+    middle = scores[(scores >= np.percentile(scores, 20)) & (scores <= np.percentile(scores, 80))]
+    assert z.mean == pytest.approx(middle.mean()) and z.std == pytest.approx(middle.std())
+    assert z(np.array([z.mean]))[0] == pytest.approx(0.0)
+    assert TrimmedZ.fit(np.zeros(5)).std > 0  # constant scores do not divide by zero
+
+
+def _deviation(cell, unusualness):
+    return Deviation("r", cell, 1, "pin", 0, 1.0, 0.0, 0.1, unusualness, "")
+
+
+def test_cell_map_paints_each_cell_with_its_worst_deviation():
+    deviations = [_deviation(None, 2.0), _deviation((0, 1), 5.0), _deviation((0, 1), 1.0), _deviation((1, 0), 3.0)]
+    out = cell_map(deviations, (4, 6), grid=2)
+    assert out.shape == (4, 6) and out.dtype == np.float32
+    np.testing.assert_allclose(out[:2, 3:], 5.0 + 1.0)  # top-right: worst cell value + half the whole image's
+    np.testing.assert_allclose(out[2:, :3], 3.0 + 1.0)
+    np.testing.assert_allclose(out[:2, :3], 1.0)
+
+
+def test_histogram_is_a_registered_method():
+    assert get_method("histogram").name == "histogram"
+
+
+@pytest.fixture()
+def tiny_profile(monkeypatch):
+    """The quick profile shrunk to a few seconds: 96 px input, a 16-channel head, 6 epochs."""
+    original = seg_settings.SegmentationSettings.for_profile.__func__
+
+    def small(cls, profile, seed=0, **overrides):
+        base = original(cls, profile, seed=seed, **overrides)
+        return dataclasses.replace(base, image_size=96, epochs=6, batch_size=4, aspp_channels=16,
+                                   decoder_channels=16, low_channels=8)
+
+    monkeypatch.setattr(seg_settings.SegmentationSettings, "for_profile", classmethod(small))
+
+
+def test_fit_evaluate_predict_end_to_end(tiny_profile, tmp_path, capsys):
+    data, ws = tmp_path / "data", tmp_path / "ws"
+    generate(SynthSettings(out=data, categories=(CATEGORY,), n_train=6, n_validation=3, n_test_good=2,
+                           n_logical=2, n_structural=1, size=96))
+    common = ["--data", str(data), "--category", CATEGORY, "--workspace", str(ws), "--method", "histogram",
+              "--device", "cpu"]
+    assert main(["fit", *common]) == 0  # builds the missing pseudo-labels first
+    assert (ws / "categories" / CATEGORY / "pseudo_labels").is_dir()
+    report = tmp_path / "ev.json"
+    assert main(["evaluate", *common, "--out", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["method"] == "histogram" and 0.0 <= result["auroc"]["logical"] <= 1.0
+
+    from pipeline.data.images import load_rgb
+    from pipeline.methods.runner import load_detector
+    from pipeline.workspace import Workspace
+
+    detector = load_detector(Workspace.open(ws), CATEGORY, "histogram", "cpu")
+    image = load_rgb(next((data / CATEGORY / "test" / "logical_anomalies").glob("*.png")))
+    [prediction] = detector.predict([image])
+    assert set(prediction.branch_scores) == {"histogram_global", "histogram_grid"}
+    assert prediction.anomaly_map.ndim == 2 and np.isfinite(prediction.score)
+    assert prediction.branch_maps["segmentation"].shape == prediction.anomaly_map.shape
+    assert all("class '" in sentence for sentence in prediction.explanations)
