@@ -62,14 +62,14 @@ def thumbnail(path: str, side: int = 160) -> np.ndarray:
 
 
 @st.cache_data(show_spinner="Scoring the image…", max_entries=256)
-def _prediction(workspace: str, category: str, method: str, created_at: str, path: str) -> tuple[float, np.ndarray]:
+def _prediction(workspace: str, category: str, method: str, created_at: str, path: str) -> tuple[float, np.ndarray, tuple[str, ...]]:
     det = _detector(workspace, category, method, created_at)
     pred = det.predict([image(path)])[0]
-    return pred.score, pred.anomaly_map
+    return pred.score, pred.anomaly_map, pred.explanations
 
 
-def prediction(ws: Workspace, category: str, method: str, path: Path) -> tuple[float, np.ndarray] | None:
-    """(score, anomaly map) of one image, cached per model version; None when never fitted."""
+def prediction(ws: Workspace, category: str, method: str, path: Path) -> tuple[float, np.ndarray, tuple[str, ...]] | None:
+    """(score, anomaly map, explanations) of one image, cached per model version; None when never fitted."""
     record = ws.model_record(category, method)
     if record is None:
         return None

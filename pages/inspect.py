@@ -49,7 +49,7 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     result = loaders.prediction(ws, category, method, sample.path)
     if result is None:
         return
-    score, amap = result
+    score, amap, explanations = result
     rgb = loaders.image(str(sample.path))
     record = ws.model_record(category, method)
     low, high = (record.metrics or {}).get("display_range", [float(amap.min()), float(amap.max())])
@@ -67,6 +67,9 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     left, right = st.columns(2)
     left.image(shown, caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
     right.image(overlay(shown, amap, low, high, opacity), caption="Final anomaly map over the image")
+    if explanations:
+        st.markdown("**What deviates from the good parts** (most unusual first):\n"
+                    + "\n".join(f"- {sentence}" for sentence in explanations[:5]))
     with st.expander("Heat map alone"):
         st.image(colorize(resize_map(amap, rgb.shape[:2]), low, high), caption="dark = like the good parts, bright = unlike")
 

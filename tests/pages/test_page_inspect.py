@@ -124,3 +124,22 @@ def test_unevaluated_model_lists_in_file_order(app, page_workspaces):
     assert all(o.endswith("not scored") for o in options)
     assert options[0].startswith("#1 · good · ")  # test/good comes first in file order
     assert set(_metrics(at)) == {"Score", "Threshold", "Verdict"}
+
+
+def test_a_methods_explanations_are_listed_under_the_maps(app, workspace_copy, monkeypatch):
+    """Methods that say why (the histogram branch) get their sentences shown; a copied workspace
+    keeps the cached predictions of other tests out of the way."""
+    import dataclasses
+
+    from pipeline.methods.instant.model import InstantDetector
+
+    original = InstantDetector.predict
+    sentence = "grid cell top-left: class 'pin' count 0, expected 1; area 0.0% of the cell, typically 2.1%"
+
+    def explained(self, images):
+        return [dataclasses.replace(p, explanations=(sentence,)) for p in original(self, images)]
+
+    monkeypatch.setattr(InstantDetector, "predict", explained)
+    at = app.open(workspace_copy("evaluated"), PAGE)
+    assert not at.exception
+    assert any(sentence in m.value for m in at.markdown)
