@@ -96,8 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
-    p.add_argument("--restart", action="store_true",
-                   help="ignore the checkpoint of an interrupted run (default: resume it when its settings match)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="restart", action="store_false",
+                        help="continue an interrupted run from its last checkpoint when its settings and "
+                        "pseudo-labels match (the default)")
+    resume.add_argument("--restart", dest="restart", action="store_true",
+                        help="ignore the checkpoint of an interrupted run and train from scratch")
+    p.set_defaults(restart=False)  # both flags share ``restart``; without this --resume's default (True) wins
 
     sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
     return parser

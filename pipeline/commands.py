@@ -146,6 +146,10 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
             "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
             "heatmap": str(heat_path),
         }
+        if pred.branch_scores:  # e.g. the histogram method's global and grid distances
+            row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
+        if pred.explanations:
+            row["explanations"] = list(pred.explanations)
         lines.append(json.dumps(row))
         print(lines[-1])
     atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))

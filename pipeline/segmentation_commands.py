@@ -18,11 +18,15 @@ def train_seg_command(
     from pipeline.methods.segmentation.data import load_segmentation_data
     from pipeline.methods.segmentation.settings import SegmentationSettings
     from pipeline.methods.segmentation.train import train_segmentation
+    from pipeline.models.backbones import choose_backbone
 
+    if epochs is not None and epochs < 1:
+        raise ValueError(f"--epochs must be at least 1, got {epochs}")
     ws = Workspace.open(workspace)
     ws.category(category)  # a clear error for an unknown category
     overrides = {"epochs": epochs} if epochs else {}
-    settings = SegmentationSettings.for_profile(profile, seed=seed, **overrides)
+    # The backbone ``fit --method histogram`` would pick, so both train the same network.
+    settings = SegmentationSettings.for_profile(profile, seed=seed, backbone=choose_backbone("auto", profile), **overrides)
     torch_device = resolve_device(device)
     data = load_segmentation_data(ws, category, settings.image_size, settings.holdout_fraction, seed)
     print(f"device: {torch_device}; {len(data.train_images)} labelled images (+{len(data.holdout_images)} held out), "

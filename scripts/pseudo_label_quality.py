@@ -69,7 +69,7 @@ def measure_category(root: Path, settings: PseudoLabelSettings, n: int | None, b
         raise SystemExit(f"{root}: needs train/good images with true component maps (synthetic data)")
     segmenter = ClassicSegmenter(settings.classic)
     seconds = {"masks": 0.0, "features": 0.0}
-    comps, rows, keys, ids = [], [], [], []
+    comps, rows, keys, ids, colours = [], [], [], [], []
     for sample in samples:
         image = load_rgb(sample.path)
         start = time.perf_counter()
@@ -77,13 +77,15 @@ def measure_category(root: Path, settings: PseudoLabelSettings, n: int | None, b
         seconds["masks"] += time.perf_counter() - start
         start = time.perf_counter()
         rows.append(features.component_features(image, found, backbone, settings.features, "cpu"))
+        colours.append(features.component_colours(image, found))
         seconds["features"] += time.perf_counter() - start
         comps.append(found)
         keys += [sample.key] * found.count
         ids.append(np.arange(1, found.count + 1))
     start = time.perf_counter()
     matrix = np.concatenate(rows) if rows else np.zeros((0, 0), np.float32)
-    result = clustering.cluster_components(matrix, keys, np.concatenate(ids), len(samples), settings.clusters)
+    result = clustering.cluster_components(matrix, keys, np.concatenate(ids), len(samples), settings.clusters,
+                                           colours=np.concatenate(colours))
     maps = [clustering.paint_label_map(c, result) for c in comps]
     seconds["clusters"] = time.perf_counter() - start
     start = time.perf_counter()

@@ -22,6 +22,7 @@ def cluster_components(
     component_ids: np.ndarray,
     n_images: int,
     settings: ClusterSettings = ClusterSettings(),
+    colours: np.ndarray | None = None,
 ) -> Clustering:
     """Cluster all components of a category.
 
@@ -30,6 +31,8 @@ def cluster_components(
         image_keys: per component, its image's key.
         component_ids: per component, its id in that image's instance map.
         n_images: images in the category (the small-cluster threshold is a fraction of it).
+        colours: optional float ``(N, 3)`` mean CIELAB colour per component, for the colour split
+            (``ClusterSettings.colour_split``); None skips it.
 
     Returns:
         Clusters numbered 1..C by decreasing size (ties: first member first), dropped
@@ -40,6 +43,11 @@ def cluster_components(
         raise ValueError("features, image_keys and component_ids need one entry per component")
     raw = mean_shift(features, settings) if len(features) else np.zeros(0, np.int64)
     labels = _drop_and_renumber(raw, settings.min_cluster_fraction * n_images)
+    if colours is not None and settings.colour_split > 0:
+        split = split_by_colour(labels, np.asarray(colours), image_keys, settings)
+        kept = split > 0
+        labels = np.zeros_like(split)
+        labels[kept] = _drop_and_renumber(split[kept], 0)  # 1..C by size again; dropped stay 0
     n_clusters = int(labels.max(initial=0))
     return Clustering(
         image_keys=tuple(image_keys),
@@ -112,6 +120,27 @@ def paint_label_map(components: ImageComponents, clustering: Clustering) -> np.n
         if 0 < component < len(lookup):
             lookup[component] = int(clustering.labels[row])
     return lookup[instances]
+
+
+def split_by_colour(labels: np.ndarray, colours: np.ndarray, image_keys: Sequence[str], settings: ClusterSettings) -> np.ndarray:
+    """Labels with each cluster split in two where its members form two colour groups that are
+    ``colour_split`` ΔE apart in a*b* and each occur in ``colour_presence`` of its images;
+    dropped components (0) stay 0. New clusters get ids above the existing ones."""
+    keys = np.asarray(image_keys, dtype=object)
+    out, next_id = labels.copy(), int(labels.max(initial=0)) + 1
+    for cluster in range(1, int(labels.max(initial=0)) + 1):
+        members = np.flatnonzero(labels == cluster)
+        if len(members) < 4:
+            continue
+        chroma = colours[members, 1:3].astype(np.float64)
+        kmeans = KMeans(2, n_init=10, random_state=settings.seed).fit(chroma)
+        gap = float(np.linalg.norm(kmeans.cluster_centers_[0] - kmeans.cluster_centers_[1]))
+        images = len(set(keys[members]))
+        presence = [len(set(keys[members[kmeans.labels_ == g]])) / images for g in (0, 1)]
+        if gap >= settings.colour_split and min(presence) >= settings.colour_presence:
+            out[members[kmeans.labels_ == 1]] = next_id
+            next_id += 1
+    return out
 
 
 def _drop_and_renumber(raw: np.ndarray, min_members: float) -> np.ndarray:

@@ -45,6 +45,20 @@ def component_features(
     return project(features, settings)
 
 
+def component_colours(image: np.ndarray, components: ImageComponents) -> np.ndarray:
+    """float32 ``(K, 3)``: each component's mean CIELAB colour (L*, a*, b*), components 1..K."""
+    from skimage.color import rgb2lab
+
+    count = components.count
+    if count == 0:
+        return np.zeros((0, 3), np.float32)
+    lab = rgb2lab(image).reshape(-1, 3)
+    index = components.instances.reshape(-1)
+    sums = np.stack([np.bincount(index, weights=lab[:, c], minlength=count + 1)[1:count + 1] for c in range(3)], 1)
+    sizes = np.bincount(index, minlength=count + 1)[1:count + 1]
+    return (sums / np.maximum(sizes, 1)[:, None]).astype(np.float32)
+
+
 def component_crop(image: np.ndarray, mask: np.ndarray, settings: FeatureSettings = FeatureSettings()) -> np.ndarray:
     """uint8 RGB ``(S, S, 3)``: the square around ``mask``'s bounding box (centred on it, side =
     its longer side plus ``crop_padding`` on each side), pixels outside the mask replaced as

@@ -25,7 +25,8 @@ SYNC_MODES = ("auto", "full", "incremental")
 
 def features_cache_key(ws: Workspace, category: str, image_key: str, settings) -> str:
     """Features depend on the effective components (stored components + edits) and the settings."""
-    return store.cache_key(edits.component_version(ws, category, image_key), settings.fingerprint("features"))
+    # "colours": features stored before component colours were kept are recomputed once.
+    return store.cache_key(edits.component_version(ws, category, image_key), settings.fingerprint("features"), "colours")
 
 
 class FeatureExtractor:
@@ -66,9 +67,15 @@ def update_features(
     components = edits.effective_components(ws, category, image_key)
     if components is None:
         raise ValueError(f"{image_key}: no components stored; run pseudo-labels first")
+    from pipeline.pseudolabels.features import component_colours
+
     compact, ids = edits.nonempty(components)
-    rows = np.asarray(extractor(image(), compact), np.float32) if len(ids) else np.zeros((0, 0), np.float32)
-    store.save_features(ws, category, image_key, rows, ids, key)
+    if len(ids):
+        rgb = image()
+        rows, colours = np.asarray(extractor(rgb, compact), np.float32), component_colours(rgb, compact)
+    else:
+        rows, colours = np.zeros((0, 0), np.float32), np.zeros((0, 3), np.float32)
+    store.save_features(ws, category, image_key, rows, ids, key, colours)
     return True
 
 
@@ -83,12 +90,13 @@ class ClusterInputs:
     features: np.ndarray
     features_keys: dict[str, str]
     fingerprint: str
+    colours: np.ndarray | None = None
 
 
 def gather(ws: Workspace, category: str, image_keys: list[str], settings) -> ClusterInputs:
     """Collect the stored features of the images, leaving out rejected components."""
     rejected = edits.rejected_ids(ws, category)
-    keys, ids, rows, fkeys = [], [], [], {}
+    keys, ids, rows, fkeys, colours = [], [], [], {}, []
     for image_key in image_keys:
         loaded = store.load_features(ws, category, image_key)
         if loaded is None:
@@ -99,12 +107,16 @@ def gather(ws: Workspace, category: str, image_keys: list[str], settings) -> Clu
         keys += [image_key] * int(keep.sum())
         ids.append(component_ids[keep])
         rows += [features[keep]] if keep.any() else []
+        stored_colours = store.load_colours(ws, category, image_key)
+        colours.append(None if stored_colours is None else stored_colours[keep])
     fingerprint = store.cache_key(
         settings.fingerprint("clusters"), [(k, fkeys[k], sorted(rejected.get(k, ()))) for k in image_keys]
     )
     features = np.concatenate(rows).astype(np.float32) if rows else np.zeros((0, 0), np.float32)
     component_ids = np.concatenate(ids).astype(np.int32) if ids else np.zeros(0, np.int32)
-    return ClusterInputs(tuple(keys), component_ids, features, fkeys, fingerprint)
+    known = all(c is not None for c in colours)
+    colour_rows = np.concatenate(colours).astype(np.float32) if known and colours else None
+    return ClusterInputs(tuple(keys), component_ids, features, fkeys, fingerprint, colour_rows)
 
 
 def sync_clustering(
@@ -141,7 +153,8 @@ def _cluster(inputs: ClusterInputs, n_images: int, settings) -> Clustering:
 
     with single_openmp_thread():
         result = cluster_stage.cluster_components(
-            inputs.features, list(inputs.image_keys), inputs.component_ids, n_images, settings.clusters
+            inputs.features, list(inputs.image_keys), inputs.component_ids, n_images, settings.clusters,
+            colours=inputs.colours,
         )
     return compact(result)
 

@@ -117,6 +117,13 @@ class ClusterSettings:
         max_seeds: at most this many MeanShift seeds (a seeded subsample of the components):
             the cost grows with seeds × components.
         seed: seed of the bandwidth estimate's subsample, the seed subsample and KMeans.
+        colour_split: a cluster whose members form two colour groups (KMeans on the components'
+            mean CIELAB a*b*) with centres at least this ΔE apart is split in two, when
+            ``colour_presence`` holds; 0 never splits. Deep features see shape more than colour:
+            a gold nut and a white washer of one size end up together otherwise.
+        colour_presence: both colour groups must occur in at least this share of the images the
+            cluster occurs in: a part type is in (nearly) every good image, while colour variants
+            of one part (drinks of several flavours) each occur in only some.
     """
 
     bandwidth: float | None = None
@@ -126,6 +133,8 @@ class ClusterSettings:
     pca_dim: int | None = None
     max_seeds: int = 1000
     seed: int = 0
+    colour_split: float = 10.0
+    colour_presence: float = 0.9
 
 
 @dataclass(frozen=True)

@@ -120,21 +120,30 @@ def has_components(ws: Workspace, category: str, image_key: str, key: str) -> bo
 
 
 def save_features(
-    ws: Workspace, category: str, image_key: str, features: np.ndarray, component_ids: np.ndarray, key: str
+    ws: Workspace, category: str, image_key: str, features: np.ndarray, component_ids: np.ndarray, key: str,
+    colours: np.ndarray | None = None,
 ) -> None:
-    """Store the features of an image's non-empty components (row i describes ``component_ids[i]``)."""
+    """Store the features of an image's non-empty components (row i describes ``component_ids[i]``),
+    and optionally their mean CIELAB colours ``(K, 3)``."""
     features = np.asarray(features, np.float32)
     ids = np.asarray(component_ids, np.int32).reshape(-1)
     if features.ndim != 2 or len(features) != len(ids):
         raise ValueError(f"{image_key}: {features.shape} features for {len(ids)} components")
+    extra = {} if colours is None else {"colours": np.asarray(colours, np.float32).reshape(len(ids), 3)}
     _save_npz(image_file(ws, category, "features", image_key, ".npz"),
-              features=features, component_ids=ids, cache_key=np.array(key))
+              features=features, component_ids=ids, cache_key=np.array(key), **extra)
 
 
 def load_features(ws: Workspace, category: str, image_key: str) -> tuple[np.ndarray, np.ndarray] | None:
     """``(features (K, D) float32, component ids (K,))`` of an image, or None."""
     data = _load_npz(image_file(ws, category, "features", image_key, ".npz"))
     return None if data is None else (data["features"], data["component_ids"])
+
+
+def load_colours(ws: Workspace, category: str, image_key: str) -> np.ndarray | None:
+    """Mean CIELAB colours ``(K, 3)`` stored with the features (None for features stored before)."""
+    data = _load_npz(image_file(ws, category, "features", image_key, ".npz"))
+    return None if data is None or "colours" not in data else data["colours"]
 
 
 def features_key(ws: Workspace, category: str, image_key: str) -> str | None:

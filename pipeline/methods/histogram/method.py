@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_rgb
-from pipeline.methods.base import FitContext, MethodSpec, Prediction
+from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
     explain,
@@ -26,6 +26,7 @@ from pipeline.methods.histogram.scoring import (
     save_histogram_model,
 )
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
+from pipeline.models.backbones import choose_backbone
 from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
@@ -110,19 +111,30 @@ def fit(ctx: FitContext) -> dict[str, str]:
     if ctx.workspace is None:
         raise ValueError("the histogram method trains on the category's pseudo-labels: fit it inside a workspace")
     _ensure_pseudo_labels(ctx)
-    settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed)
+    backbone = choose_backbone(ctx.backbone, ctx.profile)  # WRN50-2 for ``paper`` when its weights exist
+    settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone)
     data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed)
-    result = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress)
+    net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress).net
     size = settings.image_size
-    train_maps = predicted_maps(result.net, [load_rgb(s.path) for s in ctx.data.select("train", "good")], size)
+    train_maps = sample_maps(net, ctx.data.select("train", "good"), size, ctx.progress, "label maps of training images")
     model = fit_histogram_model(train_maps, data.n_classes, grid=GRID)
     files = save_histogram_model(model, ctx.out_dir)
-    validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
-    global_d, grid_d = mahalanobis_scores(model, predicted_maps(result.net, validation, size)) if validation else ([0.0], [0.0])
+    validation = sample_maps(net, ctx.data.select("validation", "good"), size, ctx.progress, "label maps of validation images")
+    global_d, grid_d = mahalanobis_scores(model, validation) if validation else ([0.0], [0.0])
     fusion = {"global": TrimmedZ.fit(global_d).__dict__, "grid": TrimmedZ.fit(grid_d).__dict__,
               "image_size": size, "class_names": {str(k): v for k, v in data.class_names.items()}}
     atomic_write_json(ctx.out_dir / FUSION_FILE, fusion)
     return {**files, "segmentation": CHECKPOINT, "fusion": FUSION_FILE}
+
+
+def sample_maps(net: SegmentationNet, samples: list, size: int, progress: ProgressFn, stage: str,
+                chunk: int = 16) -> list[np.ndarray]:
+    """Predicted maps of samples, loaded a chunk at a time: full-size photos never pile up in memory."""
+    maps: list[np.ndarray] = []
+    for start in range(0, len(samples), chunk):
+        maps.extend(predicted_maps(net, [load_rgb(s.path) for s in samples[start:start + chunk]], size))
+        progress(stage, len(maps), len(samples))
+    return maps
 
 
 def _ensure_pseudo_labels(ctx: FitContext) -> None:

@@ -5,6 +5,9 @@
 - ``lsa``: Logical Synthetic Anomaly augmentation of (image, label map) pairs.
 - ``augment``: flips, 90° rotations, colour jitter and noise for training.
 - ``settings``: ``SegmentationSettings`` per profile.
+- ``data``: ``D_L`` (with a held-out slice) and ``D_U`` read from the workspace's pseudo-labels.
+- ``train``: the training loop (Adam, cosine schedule, staged losses, checkpoint every epoch, resume).
+- ``checkpoint``: safetensors checkpoints with their settings, class names and history.
 """
 
 from pipeline.methods.segmentation.augment import AugmentSettings, augment_pair

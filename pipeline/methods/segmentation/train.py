@@ -28,8 +28,11 @@ from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, labels_to_tensor, predict_labels
 from pipeline.models.backbones import build_backbone
 from pipeline.models.preprocess import to_tensor_batch
+from pipeline.workspace.files import atomic_write_json
 
 CHECKPOINT = "segmentation.safetensors"
+HISTORY = "segmentation_history.json"
+"""Per-epoch records as plain JSON beside the checkpoint, for pages and scripts that read no safetensors."""
 EpochFn = Callable[[dict], None]
 """Called with each finished epoch's record (the CLI prints it, a job stores it)."""
 
@@ -89,6 +92,8 @@ def train_segmentation(
                   "seconds": round(time.perf_counter() - started, 2)}
         history.append(record)
         save_checkpoint(path, net, optimizer, settings, data.class_names, epoch + 1, history, fingerprint)
+        atomic_write_json(out_dir / HISTORY, {"epochs": settings.epochs, "epochs_done": epoch + 1,
+                                              "settings": settings.to_dict(), "history": history})
         if on_epoch is not None:
             on_epoch(record)
     net.eval()

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -61,6 +66,11 @@ def test_train_seg_prints_each_epoch_and_resumes(workspace, capsys):
     assert _train_seg(workspace, "--epochs", "3") == 0
     printed = capsys.readouterr().out
     assert "epoch 1/3" not in printed and "resumed after epoch 3 of 3" in printed
+    # --resume is the default spelled out; --restart trains again from epoch 1.
+    assert _train_seg(workspace, "--epochs", "3", "--resume") == 0
+    assert "resumed after epoch 3 of 3" in capsys.readouterr().out
+    assert _train_seg(workspace, "--epochs", "3", "--restart") == 0
+    assert "epoch 1/3" in capsys.readouterr().out
 
 
 def test_train_seg_without_pseudo_labels_says_what_to_run(tmp_path, capsys):
@@ -77,3 +87,29 @@ def test_train_seg_without_pseudo_labels_says_what_to_run(tmp_path, capsys):
 def test_train_seg_on_an_unknown_category_exits_2(workspace, capsys):
     assert main(["train-seg", "--workspace", str(workspace), "--category", "nope"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_train_seg_killed_for_real_resumes_at_the_next_epoch(workspace, capsys):
+    """SIGKILL the CLI in a subprocess once a checkpoint exists; the rerun starts after it."""
+    checkpoint = Workspace.open(workspace).category_dir(CATEGORY) / FOLDER / "segmentation.safetensors"
+    command = [sys.executable, "-m", "pipeline", "train-seg", "--workspace", str(workspace), "--category", CATEGORY,
+               "--device", "cpu", "--epochs", "8", "--restart"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    checkpoint.unlink(missing_ok=True)
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and process.poll() is None:
+            if checkpoint.is_file() and load_checkpoint(checkpoint).epochs_done >= 2:
+                break
+            time.sleep(0.2)
+        assert process.poll() is None, "training finished (or failed) before it could be killed"
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=30)
+    done = load_checkpoint(checkpoint).epochs_done  # the write is atomic: a whole checkpoint or the last one
+    assert 2 <= done < 8
+    assert _train_seg(workspace, "--epochs", "8") == 0
+    printed = capsys.readouterr().out
+    assert f"epoch {done + 1}/8" in printed and f"epoch {done}/8" not in printed
+    assert f"resumed after epoch {done} of 8" in printed and load_checkpoint(checkpoint).epochs_done == 8

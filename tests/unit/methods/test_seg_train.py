@@ -17,7 +17,7 @@ from pipeline.methods.segmentation.checkpoint import build_network, load_checkpo
 from pipeline.methods.segmentation.data import SegmentationData, _resize_image, _resize_map
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import predict_labels
-from pipeline.methods.segmentation.train import CHECKPOINT, cosine_lr, mean_iou, train_segmentation
+from pipeline.methods.segmentation.train import CHECKPOINT, HISTORY, cosine_lr, mean_iou, train_segmentation
 
 SIDE = 64
 CPU = torch.device("cpu")
@@ -60,6 +60,8 @@ def test_training_lowers_the_loss_and_records_every_epoch(data, tmp_path):
     assert all(r["miou"] is not None and 0 <= r["miou"] <= 1 for r in result.history)
     # The D_U losses join at the stage boundary (a third of the epochs), not before.
     assert "hist" not in result.history[0] and "hist" in result.history[-1]
+    saved = json.loads((tmp_path / HISTORY).read_text())  # the same records as plain JSON
+    assert saved["epochs_done"] == 12 and saved["history"] == list(result.history)
 
 
 class Killed(Exception):
@@ -68,19 +70,37 @@ class Killed(Exception):
 
 def test_a_killed_run_resumes_from_its_last_checkpoint_and_ends_as_if_never_stopped(data, tmp_path):
     straight = _train(data, tmp_path / "straight")
+    steps = 2  # 6 training images, batch 4
 
+    def kill_in_third_epoch(stage: str, done: int, total: int) -> None:
+        if done == 2 * steps + 1:  # first step of epoch 3: epoch 2's checkpoint is on disk
+            raise Killed
+
+    with pytest.raises(Killed):
+        _train(data, tmp_path / "killed", progress=kill_in_third_epoch)
+    at_kill = load_checkpoint(tmp_path / "killed" / CHECKPOINT)
+    assert at_kill.epochs_done == 2 and [r["epoch"] for r in at_kill.history] == [1, 2]
+
+    ran: list[int] = []
+    resumed = _train(data, tmp_path / "killed", on_epoch=lambda record: ran.append(record["epoch"]))
+    assert resumed.resumed_from == 2 and ran == [3, 4]  # only the missing epochs were trained
+    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
+    assert [r["loss"] for r in resumed.history[:2]] == [r["loss"] for r in straight.history[:2]]
+    for name, value in straight.net.head_state_dict().items():
+        torch.testing.assert_close(resumed.net.head_state_dict()[name], value, rtol=1e-5, atol=1e-6)
+    for ours, theirs in zip(resumed.history[2:], straight.history[2:]):
+        assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4)
+
+
+def test_a_kill_right_after_a_checkpoint_resumes_at_the_next_epoch(data, tmp_path):
     def kill_after_two(record: dict) -> None:
         if record["epoch"] == 2:
             raise Killed
 
     with pytest.raises(Killed):
-        _train(data, tmp_path / "killed", on_epoch=kill_after_two)
-    assert load_checkpoint(tmp_path / "killed" / CHECKPOINT).epochs_done == 2
-    resumed = _train(data, tmp_path / "killed")
-    assert resumed.resumed_from == 2
-    assert [r["epoch"] for r in resumed.history] == [1, 2, 3, 4]
-    for name, value in straight.net.head_state_dict().items():
-        torch.testing.assert_close(resumed.net.head_state_dict()[name], value, rtol=1e-5, atol=1e-6)
+        _train(data, tmp_path, on_epoch=kill_after_two)
+    assert load_checkpoint(tmp_path / CHECKPOINT).epochs_done == 2
+    assert _train(data, tmp_path).resumed_from == 2
 
 
 def test_other_settings_start_over_instead_of_resuming(data, tmp_path):

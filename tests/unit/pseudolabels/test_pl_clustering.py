@@ -78,3 +78,39 @@ def test_paint_label_map_uses_the_cluster_of_each_component_of_this_image():
     assert label_map[0, :3].tolist() == [3, 3, 3]  # component 1 of image b -> cluster 3
     assert label_map[1, :3].tolist() == [0, 0, 0]  # dropped
     assert label_map[3, 5] == 1 and label_map[2].sum() == 0
+
+
+def _one_shape_two_colours(every_image: bool) -> tuple[np.ndarray, list[str], np.ndarray, np.ndarray]:
+    """20 images, 2 parts each of one shape (same features); ``gold`` marks the gold ones.
+    ``every_image``: one gold and one white part per image (a nut and a washer); else images 0-9
+    hold two gold parts and 10-19 two white ones (one part in two flavours)."""
+    rng = np.random.default_rng(1)
+    keys = [f"train/good/{i:03d}.png" for i in range(20) for _ in range(2)]
+    features = (np.ones((40, 8)) + rng.normal(0, 0.01, (40, 8))).astype(np.float32)
+    gold = np.array([j == 0 for i in range(20) for j in range(2)]) if every_image else np.repeat(np.arange(20) < 10, 2)
+    return features, keys, np.tile(np.array([1, 2], np.int32), 20), gold
+
+
+def test_a_cluster_of_two_colours_in_every_image_is_split_in_two():
+    features, keys, ids, gold = _one_shape_two_colours(every_image=True)
+    settings = ClusterSettings(min_cluster_fraction=0, bandwidth=1.0)
+    assert set(cluster_components(features, keys, ids, 20, settings).labels) == {1}  # no colours: one cluster
+    labels = cluster_components(features, keys, ids, 20, settings, colours=_colours(gold)).labels
+    assert set(labels) == {1, 2}
+    assert len(set(labels[gold])) == 1 and len(set(labels[~gold])) == 1 and labels[gold][0] != labels[~gold][0]
+    off = ClusterSettings(min_cluster_fraction=0, bandwidth=1.0, colour_split=0)
+    assert set(cluster_components(features, keys, ids, 20, off, colours=_colours(gold)).labels) == {1}
+
+
+def test_colour_variants_found_in_only_some_images_stay_one_cluster():
+    features, keys, ids, gold = _one_shape_two_colours(every_image=False)
+    labels = cluster_components(features, keys, ids, 20, ClusterSettings(min_cluster_fraction=0, bandwidth=1.0),
+                                colours=_colours(gold)).labels
+    assert set(labels) == {1}
+
+
+def _colours(gold: np.ndarray) -> np.ndarray:
+    colours = np.zeros((len(gold), 3), np.float32)
+    colours[:, 0] = 70
+    colours[gold, 2] = 40
+    return colours + np.random.default_rng(2).normal(0, 1, colours.shape).astype(np.float32)

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.models.backbones import build_backbone
-from pipeline.pseudolabels.features import component_crop, component_features, project, variants
+from pipeline.pseudolabels.features import component_colours, component_crop, component_features, project, variants
 from pipeline.pseudolabels.settings import FeatureSettings
 from pipeline.pseudolabels.types import ImageComponents
 
@@ -97,3 +97,14 @@ def test_seeded_projection_is_fixed_and_reduces_the_dimension():
     np.testing.assert_array_equal(first, again)
     assert not np.allclose(first, project(features, FeatureSettings(projection_dim=8, seed=4)))
     assert project(features, FeatureSettings()) is features
+
+
+def test_component_colours_are_each_components_mean_cielab_colour():
+    from skimage.color import rgb2lab
+
+    image, instances = _scene()
+    colours = component_colours(image, ImageComponents("a", instances, instances == 0, ("auto", "auto")))
+    assert colours.shape == (2, 3) and colours.dtype == np.float32
+    expected = [rgb2lab(image)[instances == k].mean(0) for k in (1, 2)]
+    np.testing.assert_allclose(colours, expected, rtol=1e-5, atol=1e-4)
+    assert colours[1, 2] < -30 < 30 < colours[0, 2]  # the blue square has negative b*, the gold L positive

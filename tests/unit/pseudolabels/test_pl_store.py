@@ -62,6 +62,10 @@ def test_features_clustering_label_map_reliability_round_trip(ws):
     assert store.features_key(ws, "cat", KEY) == "f-key"
     with pytest.raises(ValueError):
         store.save_features(ws, "cat", KEY, np.ones((3, 4)), np.array([1, 2]), "f-key")
+    assert store.load_colours(ws, "cat", KEY) is None  # stored without colours (older workspaces)
+    colours = np.array([[50, 0, 40], [90, 1, -2]], np.float32)
+    store.save_features(ws, "cat", KEY, np.ones((2, 4)), np.array([1, 2]), "f-key", colours)
+    np.testing.assert_array_equal(store.load_colours(ws, "cat", KEY), colours)
 
     clustering = Clustering((KEY, KEY), np.array([1, 2]), np.array([1, 2]), {1: "pin", 2: "tray"},
                             np.ones((2, 4), np.float32))
