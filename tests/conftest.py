@@ -43,3 +43,16 @@ def isolated_weights(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     for spec in REGISTRY.values():
         monkeypatch.delenv(spec.env_var, raising=False)
     return tmp_path / "torch" / "hub" / "checkpoints"
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Torch on one thread during a test: as fast for tiny inputs, and on a busy 2-core machine
+    no convolution waits for a descheduled second thread. Modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("one_torch_thread")``."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

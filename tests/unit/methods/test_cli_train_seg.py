@@ -22,15 +22,9 @@ from pipeline.pseudolabels.settings import PseudoLabelSettings
 from pipeline.segmentation_commands import FOLDER
 from pipeline.workspace import Workspace
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CATEGORY = "pin_tray"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

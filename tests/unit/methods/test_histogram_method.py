@@ -23,15 +23,9 @@ from pipeline.methods.segmentation import settings as seg_settings
 from pipeline.pseudolabels.truth import store_true_labels
 from pipeline.workspace import Workspace
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CATEGORY = "pin_tray"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_trimmed_z_uses_the_middle_60_percent():

@@ -14,17 +14,9 @@ from pipeline.methods.segmentation.torch_model import (
 )
 from pipeline.models.backbones import build_backbone
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = SegmentationSettings(aspp_channels=16, low_channels=8, decoder_channels=16)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors gain nothing from threads, and on a busy 2-core machine OpenMP's thread
-    hand-offs made the 25-step training test 100× slower (0.25 s -> 40 s)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -19,18 +19,12 @@ from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import predict_labels
 from pipeline.methods.segmentation.train import CHECKPOINT, HISTORY, cosine_lr, mean_iou, train_segmentation
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 SIDE = 64
 CPU = torch.device("cpu")
 TINY = SegmentationSettings(image_size=SIDE, epochs=4, batch_size=4, lr=1e-3, min_lr=1e-5,
                             aspp_channels=16, decoder_channels=16, low_channels=8)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -15,17 +15,9 @@ from pipeline.data.synth import SynthSettings, generate
 from pipeline.pseudolabels import store
 from pipeline.workspace import Workspace
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CATEGORY = "pin_tray"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Torch on one thread while this module runs: as fast for these tiny crops, and a busy
-    2-core machine no longer makes every convolution wait for a descheduled second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 @pytest.fixture(scope="module")

@@ -21,20 +21,12 @@ from pipeline.pseudolabels.settings import PseudoLabelSettings
 from pipeline.pseudolabels.tag_curation import add_custom_tags, category_tags, set_tag_status
 from pipeline.workspace import Workspace
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 CATEGORY = "pin_tray"
 DEFAULTS = PseudoLabelSettings()
 FAST = dataclasses.replace(DEFAULTS, features=dataclasses.replace(DEFAULTS.features, variants=False, crop_size=32))
 """One small crop per component instead of 8 rotated/flipped 64 px ones: these tests are about edits, not quality."""
-
-
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Torch on one thread while this module runs: as fast for these tiny crops, and a busy
-    2-core machine no longer makes every convolution wait for a descheduled second thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _run(ws: Workspace):
