@@ -205,3 +205,105 @@ def import_command(workspace: Path, data: Path, categories: list[str] | None) ->
         register_category(ws, data, name)
         print(f"registered {name}")
     return 0
+
+
+# --- background jobs -----------------------------------------------------------------------
+
+def jobs_start_command(
+    workspace: Path, category: str, method: str, profile: str, device: str, seed: int, backbone: str,
+    data: Path | None = None,
+) -> int:
+    """Start a fit job in the background; prints its id alone on stdout (for scripts)."""
+    from pipeline.jobs import launch_fit_job
+
+    ws = Workspace.open(workspace, create=data is not None)
+    if data is not None:
+        register_category(ws, data, category)
+    job_id = launch_fit_job(ws, category, method, profile=profile, device=device, seed=seed, backbone=backbone)
+    print(job_id)
+    print(f"started job {job_id} (fit {method} on {category}); follow it with "
+          f"`python -m pipeline jobs show --workspace {ws.path} --job {job_id}`", file=sys.stderr)
+    return 0
+
+
+def jobs_list_command(workspace: Path, limit: int = 20) -> int:
+    from pipeline.jobs import list_jobs
+
+    jobs = list_jobs(Workspace.open(workspace), limit)
+    if not jobs:
+        print("no jobs in this workspace")
+    for job in jobs:
+        print(f"{job.id:>4}  {job.status:<9}  {job.kind} {job.method} on {job.category}  {_position(job)}  "
+              f"(updated {job.updated_at[:19].replace('T', ' ')})")
+    return 0
+
+
+def jobs_show_command(workspace: Path, job_id: int, log_lines: int = 20) -> int:
+    from pipeline.jobs import current_job, job_log
+
+    ws = Workspace.open(workspace)
+    job = current_job(ws, job_id)
+    for line in describe_job(job):
+        print(line)
+    log = job_log(ws, job_id, log_lines)
+    if log:
+        print(f"log (last {log_lines} lines):")
+        print("\n".join("  " + line for line in log.splitlines()))
+    return 0
+
+
+def jobs_cancel_command(workspace: Path, job_id: int) -> int:
+    from pipeline.jobs import cancel_job
+
+    job = cancel_job(Workspace.open(workspace), job_id)
+    print(f"job {job_id}: {job.status}" + (f" ({job.message})" if job.message else ""))
+    return 0
+
+
+def jobs_resume_command(workspace: Path, job_id: int) -> int:
+    """Relaunch a failed/cancelled job; prints the new job's id alone on stdout."""
+    from pipeline.jobs import resume_job
+
+    new_id = resume_job(Workspace.open(workspace), job_id)
+    print(new_id)
+    print(f"job {job_id} resumed as job {new_id}", file=sys.stderr)
+    return 0
+
+
+def format_seconds(seconds: float | None) -> str:
+    """``"1 h 02 min"``, ``"3 min 05 s"``, ``"12 s"``; "unknown" for None."""
+    if seconds is None:
+        return "unknown"
+    s = int(round(seconds))
+    if s >= 3600:
+        return f"{s // 3600} h {s % 3600 // 60:02d} min"
+    return f"{s // 60} min {s % 60:02d} s" if s >= 60 else f"{s} s"
+
+
+def _position(job) -> str:
+    if not job.stage:
+        return "-"
+    step = f" {job.step}/{job.total}" if job.total else (f" {job.step}" if job.step else "")
+    eta = job.metrics.get("eta_s")
+    return f"{job.stage}{step}" + (f", ETA {format_seconds(eta)}" if job.status == "running" and eta is not None else "")
+
+
+def describe_job(job) -> list[str]:
+    """Human lines for ``jobs show``: status, position and ETA, parameters, the last losses."""
+    lines = [f"job {job.id}: {job.kind} {job.method} on {job.category}: {job.status}"
+             + (" (cancel requested)" if job.status == "running" and job.metrics.get("cancel_requested") else "")]
+    lines.append(f"  stage: {_position(job)}")
+    if job.status == "running":
+        lines.append(f"  ETA of this stage: {format_seconds(job.metrics.get('eta_s'))}")
+    lines.append("  params: " + ", ".join(f"{k} {v}" for k, v in job.params.items()))
+    lines.append(f"  pid {job.pid}; started {job.started_at[:19].replace('T', ' ')}; "
+                 f"updated {job.updated_at[:19].replace('T', ' ')} (UTC)")
+    if job.message:
+        lines.append(f"  message: {job.message}")
+    from pipeline.jobs.tracker import format_record
+
+    losses = job.metrics.get("losses", [])
+    if losses:
+        lines.append(f"  last metrics ({min(len(losses), 5)} of {len(losses)}):")
+    lines.extend("    " + format_record(record) for record in losses[-5:])
+    return lines

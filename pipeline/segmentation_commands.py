@@ -1,11 +1,21 @@
-"""``train-seg``: train the component segmentation network on a category's pseudo-labels."""
+"""``train-seg``: train the component segmentation network on a category's pseudo-labels.
+
+Also runs as one rank of a distributed run: ``torchrun --nproc_per_node N -m pipeline train-seg ...``
+(DDP over N GPUs with NCCL, or N CPU processes with gloo); rank 0 alone prints and writes.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pipeline.commands import TqdmProgress
 from pipeline.workspace import Workspace
+
+if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands
+    import torch
+
+    from pipeline.distributed import DistributedContext
 
 FOLDER = "segmentation"
 """Per-category workspace folder of the segmentation checkpoint."""
@@ -15,6 +25,7 @@ def train_seg_command(
     workspace: Path, category: str, profile: str, device: str, seed: int, epochs: int | None, restart: bool,
 ) -> int:
     from pipeline.device import resolve_device
+    from pipeline.distributed import setup_distributed, teardown
     from pipeline.methods.segmentation.data import load_segmentation_data
     from pipeline.methods.segmentation.settings import SegmentationSettings
     from pipeline.methods.segmentation.train import train_segmentation
@@ -27,23 +38,39 @@ def train_seg_command(
     overrides = {"epochs": epochs} if epochs else {}
     # The backbone ``fit --method histogram`` would pick, so both train the same network.
     settings = SegmentationSettings.for_profile(profile, seed=seed, backbone=choose_backbone("auto", profile), **overrides)
-    torch_device = resolve_device(device)
-    data = load_segmentation_data(ws, category, settings.image_size, settings.holdout_fraction, seed)
-    print(f"device: {torch_device}; {len(data.train_images)} labelled images (+{len(data.holdout_images)} held out), "
-          f"{len(data.unlabelled_images)} unlabelled, {data.n_classes} classes: "
-          + ", ".join(data.class_names[c] for c in sorted(data.class_names)))
-    progress = TqdmProgress()
+    dist, torch_device = setup_distributed(resolve_device(device))  # one process unless torchrun started us
+    say = print if dist.is_main else _silent
     try:
-        result = train_segmentation(
-            data, settings, ws.category_dir(category) / FOLDER, torch_device, resume=not restart,
-            progress=progress, on_epoch=lambda record: progress.write(format_epoch(record, settings.epochs)),
-        )
+        data = load_segmentation_data(ws, category, settings.image_size, settings.holdout_fraction, seed)
+        say(f"device: {_describe_processes(torch_device, dist)}; {len(data.train_images)} labelled images "
+            f"(+{len(data.holdout_images)} held out), {len(data.unlabelled_images)} unlabelled, "
+            f"{data.n_classes} classes: " + ", ".join(data.class_names[c] for c in sorted(data.class_names)))
+        progress = TqdmProgress()
+        try:
+            result = train_segmentation(
+                data, settings, ws.category_dir(category) / FOLDER, torch_device, resume=not restart,
+                progress=progress, on_epoch=lambda record: progress.write(format_epoch(record, settings.epochs)),
+                dist=dist,
+            )
+        finally:
+            progress.close()
     finally:
-        progress.close()
+        teardown(dist)
     if result.resumed_from:
-        print(f"resumed after epoch {result.resumed_from} of {settings.epochs}")
-    print(f"checkpoint: {result.checkpoint}")
+        say(f"resumed after epoch {result.resumed_from} of {settings.epochs}")
+    say(f"checkpoint: {result.checkpoint}")
     return 0
+
+
+def _silent(*_args: object) -> None:
+    """``print`` of the ranks other than 0: one log per distributed run."""
+
+
+def _describe_processes(device: torch.device, dist: DistributedContext) -> str:
+    """``cpu`` in one process; ``cpu (rank 0 of 2 processes, gloo)`` under torchrun (printed by rank 0)."""
+    if not dist.active:
+        return str(device)
+    return f"{device} (rank {dist.rank} of {dist.world_size} processes, {dist.backend})"
 
 
 def format_epoch(record: dict, epochs: int) -> str:

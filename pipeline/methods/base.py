@@ -22,6 +22,16 @@ def no_progress(stage: str, done: int, total: int) -> None:
     """Progress sink that ignores everything."""
 
 
+MetricsFn = Callable[[dict], None]
+"""``report(record)``: live training metrics such as ``{"stage": "train lgst", "step": 120,
+"loss": 0.31, "loss_local": 0.12, ...}`` (numbers only besides ``stage``); a background job keeps
+them for the Train page's loss curves. Call it every few steps or once per epoch, not per pixel."""
+
+
+def no_metrics(record: dict) -> None:
+    """Metrics sink that ignores everything."""
+
+
 @dataclass(frozen=True)
 class Prediction:
     """One image scored by a method.
@@ -67,6 +77,7 @@ class FitContext:
         labelled_bad: image keys (``Sample.key``) the user marked as defective; methods that
             can use bad examples (instant: anomaly keys) read them, others ignore them.
         progress: progress sink.
+        report: live training metrics sink (loss and its parts, mIoU, ...); see ``MetricsFn``.
         backbone: ``"auto"`` or a backbone name (see ``pipeline.models.backbones.choose_backbone``).
         workspace, category: where the category's pseudo-labels live (methods with a segmentation
             branch read them; None when fitting outside a workspace).
@@ -82,6 +93,7 @@ class FitContext:
     backbone: str = "auto"
     workspace: "Workspace | None" = None
     category: str = ""
+    report: MetricsFn = no_metrics
 
 
 @dataclass(frozen=True)

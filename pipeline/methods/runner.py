@@ -19,7 +19,9 @@ from pipeline.data.samples import CategoryData, Sample
 from pipeline.device import resolve_device, set_determinism
 from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
-from pipeline.methods.base import Detector, FitContext, Prediction, ProgressFn, no_progress
+from pipeline.methods.base import (
+    Detector, FitContext, MetricsFn, Prediction, ProgressFn, no_metrics, no_progress,
+)
 from pipeline.workspace import ScoreRow, Workspace
 
 FLAGGED_SETTING = "threshold_flagged"
@@ -92,8 +94,13 @@ def store_threshold(workspace: Workspace, category: str, method: str, val_scores
 def fit_method(
     workspace: Workspace, category: str, method: str, profile: str = "quick",
     device: str = "auto", seed: int = 0, progress: ProgressFn = no_progress, backbone: str = "auto",
+    report: MetricsFn = no_metrics,
 ) -> FitSummary:
-    """Fit ``method`` on the category's good training images, score its validation images."""
+    """Fit ``method`` on the category's good training images, score its validation images.
+
+    ``progress`` gets every loop's steps; ``report`` gets live training metrics (losses) from
+    methods that train (a background job stores both, see ``pipeline.jobs``).
+    """
     spec = get_method(method)
     data = load_workspace_category(workspace, category)
     dev = resolve_device(device)
@@ -102,7 +109,7 @@ def fit_method(
     ctx = FitContext(
         data=data, out_dir=workspace.method_dir(category, method), profile=profile, device=dev,
         seed=seed, labelled_bad=tuple(sorted(k for k, v in labels.items() if v != "good")), progress=progress,
-        backbone=backbone, workspace=workspace, category=category,
+        backbone=backbone, workspace=workspace, category=category, report=report,
     )
     start = time.perf_counter()
     files = spec.fit(ctx)

@@ -114,7 +114,8 @@ def fit(ctx: FitContext) -> dict[str, str]:
     backbone = choose_backbone(ctx.backbone, ctx.profile)  # WRN50-2 for ``paper`` when its weights exist
     settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone)
     data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed)
-    net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress).net
+    net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress,
+                             on_epoch=ctx.report).net
     size = settings.image_size
     train_maps = sample_maps(net, ctx.data.select("train", "good"), size, ctx.progress, "label maps of training images")
     model = fit_histogram_model(train_maps, data.n_classes, grid=GRID)
