@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,10 +18,13 @@ from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.runner import load_detector, load_workspace_category, predict_samples
 from pipeline.models.preprocess import resize_map
 from pipeline.workspace import ScoreRow, Workspace
-from pipeline.workspace.files import atomic_save_npy
+from pipeline.workspace.files import atomic_save_npy, atomic_write_json
 
 AUPRO_MAX_SIDE = 512
 """Maps and masks are compared at most at this resolution to bound memory on large images."""
+
+BRANCH_SCORES_FILE = "branch_scores_test.json"
+"""Per test image branch scores, in the method folder: ``{"keys", "kinds", "branches": {name: [score]}}``."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,9 @@ class EvaluationResult:
         roc: ROC curve per defect kind vs good (``None`` where not computable).
         seconds: ``fit`` (from the model record) and ``evaluate`` wall times.
         excluded: test images left out because they were used to fit (labelled anomaly keys).
+        branch_auroc: image AUROC per defect kind of each branch score the method reports
+            (``Prediction.branch_scores``: e.g. ``histogram_global``, ``lgst_local``), so a report can
+            show what each branch contributes; empty for single-score methods.
     """
 
     category: str
@@ -44,6 +51,7 @@ class EvaluationResult:
     roc: dict[str, RocCurve | None]
     seconds: dict[str, float | None]
     excluded: tuple[str, ...] = field(default=())
+    branch_auroc: dict[str, dict[str, float | None]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -55,6 +63,7 @@ class EvaluationResult:
             "roc": {k: (None if v is None else v.to_dict()) for k, v in self.roc.items()},
             "seconds": self.seconds,
             "excluded": list(self.excluded),
+            "branch_auroc": self.branch_auroc,
         }
 
 
@@ -85,6 +94,33 @@ def _per_kind_aupro(kinds: list[str], masks: list[np.ndarray | None], maps: list
     return out
 
 
+def branch_aurocs(kinds: list[str], branch_scores: list[dict[str, float]]) -> dict[str, dict[str, float | None]]:
+    """Image AUROC per defect kind of every branch score present on all images (z-scores, which
+    rank exactly as their raw scores, are left out)."""
+    if not branch_scores:
+        return {}
+    names = [n for n in branch_scores[0] if not n.startswith("z_") and all(n in b for b in branch_scores)]
+    return {name: image_auroc_by_kind(kinds, [float(b[name]) for b in branch_scores]) for name in names}
+
+
+def save_branch_scores(method_dir: Path, rows: list[ScoreRow], branch_scores: list[dict[str, float]]) -> None:
+    """Keep each test image's branch scores (for per-branch ROC curves); empty for single-score methods."""
+    names = [n for n in (branch_scores[0] if branch_scores else {}) if all(n in b for b in branch_scores)]
+    atomic_write_json(method_dir / BRANCH_SCORES_FILE, {
+        "keys": [r.image_key for r in rows], "kinds": [r.kind for r in rows],
+        "branches": {n: [float(b[n]) for b in branch_scores] for n in names},
+    })
+
+
+def load_branch_scores(workspace: Workspace, category: str, method: str) -> tuple[list[str], dict[str, list[float]]]:
+    """(kinds, {branch: scores}) of the last evaluation's test images; empty when none were stored."""
+    path = workspace.method_dir(category, method) / BRANCH_SCORES_FILE
+    if not path.is_file():
+        return [], {}
+    data = json.loads(path.read_text())
+    return list(data["kinds"]), {k: list(v) for k, v in data["branches"].items()}
+
+
 def evaluate_method(
     workspace: Workspace, category: str, method: str, device: str | torch.device = "auto",
     progress: ProgressFn = no_progress, save_maps: bool = True,
@@ -99,12 +135,13 @@ def evaluate_method(
     excluded = tuple(s.key for s in data.select("test") if s.key in used)
     if not tests:
         raise ValueError(f"category {category!r} has no test images to evaluate (looked in {data.root}/test)")
-    kinds, scores, masks, maps, rows = [], [], [], [], []
+    kinds, scores, masks, maps, rows, branches = [], [], [], [], [], []
     method_dir = workspace.method_dir(category, method)
     for sample, rgb, pred in predict_samples(detector, tests, progress, "score test images"):
         shape = _bounded(rgb.shape[:2])
         kinds.append(sample.kind)
         scores.append(pred.score)
+        branches.append(pred.branch_scores)
         maps.append(resize_map(pred.anomaly_map, shape))
         masks.append(load_mask(sample.mask_paths, shape) if sample.mask_paths else None)
         map_file = None
@@ -114,6 +151,7 @@ def evaluate_method(
             map_file = workspace.relative(path)
         rows.append(ScoreRow(sample.key, sample.split, sample.kind, pred.score, map_file))
     workspace.save_scores(category, method, rows)
+    save_branch_scores(method_dir, rows, branches)
     auroc = image_auroc_by_kind(kinds, scores)
     result = EvaluationResult(
         category=category,
@@ -124,6 +162,7 @@ def evaluate_method(
         roc=_per_kind_roc(kinds, scores),
         seconds={"fit": (record.metrics or {}).get("seconds_fit") if record else None, "evaluate": time.perf_counter() - start},
         excluded=excluded,
+        branch_auroc=branch_aurocs(kinds, branches),
     )
     workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro})
     return result

@@ -1,12 +1,13 @@
-"""Detection methods, chosen by name. Later methods (histogram, aecsad, csad) add entries here."""
+"""Detection methods, chosen by name."""
 
 from __future__ import annotations
 
+from pipeline.methods.aecsad import AECSAD, CSAD
 from pipeline.methods.base import Detector, FitContext, MethodSpec, Prediction
 from pipeline.methods.histogram.method import HISTOGRAM
 from pipeline.methods.instant import INSTANT
 
-METHODS: dict[str, MethodSpec] = {INSTANT.name: INSTANT, HISTOGRAM.name: HISTOGRAM}
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (INSTANT, HISTOGRAM, AECSAD, CSAD)}
 
 
 def get_method(name: str) -> MethodSpec:

@@ -9,7 +9,6 @@ deviations), and ``explanations`` says which counts deviate.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 
 from pipeline.data.images import load_rgb
 from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
+from pipeline.methods.fusion import TrimmedZ
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
     explain,
@@ -38,25 +38,6 @@ GRID = 2
 FUSION_FILE = "histogram_fusion.json"
 EXPLAIN_ABOVE = 2.0
 """A (region, class) deviation is reported when it is this many training spreads off."""
-
-
-@dataclass(frozen=True)
-class TrimmedZ:
-    """``(score - mean) / std`` with mean and std of the 20th–80th percentile of validation scores."""
-
-    mean: float
-    std: float
-
-    @classmethod
-    def fit(cls, scores: np.ndarray) -> "TrimmedZ":
-        scores = np.asarray(scores, np.float64)
-        low, high = np.percentile(scores, [20, 80])
-        kept = scores[(scores >= low) & (scores <= high)]
-        kept = kept if kept.size >= 2 else scores
-        return cls(float(kept.mean()), float(max(kept.std(), 1e-6)))
-
-    def __call__(self, scores: np.ndarray) -> np.ndarray:
-        return (np.asarray(scores, np.float64) - self.mean) / self.std
 
 
 class HistogramDetector:

@@ -1,0 +1,140 @@
+"""Settings of the local–global student–teacher (LGST) branch, per profile (SPEC §5 step 8, §7)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any
+
+from pipeline.methods.segmentation.lsa import LsaSettings
+
+TEACHER_STAGES: dict[str, tuple[str, str]] = {
+    "efficientnet_lite0": ("s8", "s16"),
+    "wide_resnet50_2": ("layer2", "layer3"),
+}
+"""The two mid-level stages (strides 8 and 16) the teacher concatenates, per backbone."""
+
+TEACHER_CHANNELS: dict[str, int] = {"efficientnet_lite0": 128, "wide_resnet50_2": 512}
+"""Default projected teacher channels: 512 for WRN50-2 (thesis); EfficientNet-Lite0's two stages
+have only 40 + 112 channels, so 128 keeps nearly all of them at a quarter of the student cost."""
+
+PROFILES = ("quick", "paper")
+
+
+@dataclass(frozen=True)
+class LgstLossWeights:
+    """λ of thesis eq. 4.16 (the public CSAD code uses 1, 1, 1)."""
+
+    local: float = 1.0
+    global_: float = 1.0
+    fusion: float = 1.0
+
+
+@dataclass(frozen=True)
+class LgstSettings:
+    """Everything that shapes the LGST networks and their training; saved with checkpoints.
+
+    Attributes:
+        backbone: registry name of the frozen teacher backbone.
+        teacher_stages: the two stages concatenated; ``()`` = ``TEACHER_STAGES[backbone]``.
+        channels: projected teacher channels C; ``0`` = ``TEACHER_CHANNELS[backbone]``.
+        image_size: square network input side in px (``to_tensor_batch``).
+        grid: side of the common feature grid (64 for a 256 px input, a quarter of it).
+        local_width: (first, second) conv widths of the PDN-M-shaped local student (EfficientAD
+            PDN-M: 256, 512); the later 1×1/3×3 convs use the second.
+        global_width: base channel count of the global student's encoder–decoder.
+        attention: True = AeCSAD (self-attention at 16×16 and 8×8, no 1×1 bottleneck); False = the
+            plain CNN autoencoder of CSAD (bottleneck pooled to 1×1).
+        attention_dim: query/key width of the attention blocks, as a fraction of their channels.
+        steps: optimizer steps (iterations).
+        batch_size: images per step.
+        lr, weight_decay: Adam settings (thesis: 2e-4, 1e-4).
+        lr_drop_at: fraction of the steps after which the learning rate drops ×0.1 (step decay).
+        hard_fraction: share of the largest squared errors ``L_local`` averages (0.001 = top 0.1%).
+        loss: λ of the three losses.
+        lsa_probability: probability that a training image the global student sees gets LSA
+            (only images with a pseudo-label map can).
+        lsa: how LSA moves parts.
+        quantiles: (start, end) quantiles of the validation maps each map is normalised with.
+        checkpoint_every: steps between checkpoints (and the last step).
+        seed: seeds Python, NumPy and torch for the whole run, and the teacher projection.
+    """
+
+    backbone: str = "efficientnet_lite0"
+    teacher_stages: tuple[str, ...] = ()
+    channels: int = 0
+    image_size: int = 256
+    grid: int = 64
+    local_width: tuple[int, int] = (256, 512)
+    global_width: int = 64
+    attention: bool = True
+    attention_dim: float = 0.5
+    steps: int = 70_000
+    batch_size: int = 16
+    lr: float = 2e-4
+    weight_decay: float = 1e-4
+    lr_drop_at: float = 0.95
+    hard_fraction: float = 0.001
+    loss: LgstLossWeights = field(default_factory=LgstLossWeights)
+    lsa_probability: float = 0.5
+    lsa: LsaSettings = field(default_factory=lambda: LsaSettings(copy=True))
+    quantiles: tuple[float, float] = (0.9, 0.995)
+    checkpoint_every: int = 500
+    seed: int = 0
+
+    @property
+    def stages(self) -> tuple[str, str]:
+        """The teacher's two stages with the backbone's defaults filled in."""
+        stages = tuple(self.teacher_stages) or TEACHER_STAGES.get(self.backbone, ())
+        if len(stages) != 2:
+            raise ValueError(f"no default teacher stages for backbone {self.backbone!r}; set teacher_stages")
+        return stages[0], stages[1]
+
+    @property
+    def out_channels(self) -> int:
+        """Teacher channels C with the backbone's default filled in."""
+        return self.channels or TEACHER_CHANNELS.get(self.backbone, 384)
+
+    @property
+    def method(self) -> str:
+        return "aecsad" if self.attention else "csad"
+
+    @classmethod
+    def for_profile(cls, profile: str, attention: bool = True, seed: int = 0, **overrides: Any) -> "LgstSettings":
+        """``paper``: thesis §5.4 (PDN-M widths, 512 channels with WRN50-2, batch 16, Adam 2e-4,
+        step decay ×0.1 at 95%).
+
+        ``quick``: same code for 2 CPU cores: a PDN-M of a quarter of the width, a 32-channel
+        global student and a short schedule with a larger hard-mining share (the top 0.1% alone
+        gives too few gradients to converge in a thousand steps).
+        """
+        if profile == "paper":
+            base = cls(seed=seed, attention=attention)
+        elif profile == "quick":
+            base = cls(
+                seed=seed, attention=attention, local_width=(64, 128), global_width=32,
+                steps=1200, batch_size=4, lr=1e-3, hard_fraction=0.01, checkpoint_every=100,
+            )
+        else:
+            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+        return replace(base, **overrides)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (nested settings as dicts, tuples as lists)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> "LgstSettings":
+        """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known)
+        if unknown:
+            raise ValueError(f"unknown LGST settings: {', '.join(unknown)}")
+        values = dict(raw)
+        if isinstance(values.get("loss"), dict):
+            values["loss"] = LgstLossWeights(**values["loss"])
+        if isinstance(values.get("lsa"), dict):
+            values["lsa"] = LsaSettings(**values["lsa"])
+        for name in ("teacher_stages", "local_width", "quantiles"):
+            if name in values:
+                values[name] = tuple(values[name])
+        return cls(**values)

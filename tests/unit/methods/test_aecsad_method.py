@@ -1,0 +1,83 @@
+"""The ``aecsad`` and ``csad`` methods: fit → evaluate → predict end to end, and what they output."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+
+from pipeline.__main__ import main
+from pipeline.data.images import load_rgb
+from pipeline.data.synth import SynthSettings, generate
+from pipeline.methods import get_method
+from pipeline.methods.lgst import settings as lgst_settings
+from pipeline.methods.lgst.checkpoint import load_lgst_checkpoint
+from pipeline.methods.runner import load_detector
+from pipeline.methods.segmentation import settings as seg_settings
+from pipeline.workspace import Workspace
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+CATEGORY = "pin_tray"
+
+
+def _shrink(monkeypatch, cls, **changes) -> None:
+    """Make ``cls.for_profile`` return its quick profile with ``changes`` (keeps its arguments)."""
+    original = cls.for_profile.__func__
+
+    def small(klass, profile, *args, **overrides):
+        return dataclasses.replace(original(klass, profile, *args, **overrides), **changes)
+
+    monkeypatch.setattr(cls, "for_profile", classmethod(small))
+
+
+@pytest.fixture()
+def tiny_profiles(monkeypatch):
+    """Segmenter and LGST shrunk to seconds: 96/64 px inputs, a few channels, a few steps."""
+    _shrink(monkeypatch, seg_settings.SegmentationSettings, image_size=96, epochs=3, batch_size=4,
+            aspp_channels=16, decoder_channels=16, low_channels=8)
+    _shrink(monkeypatch, lgst_settings.LgstSettings, image_size=64, grid=16, channels=16, local_width=(8, 16),
+            global_width=8, steps=6, batch_size=2, checkpoint_every=3)
+
+
+def test_both_methods_are_registered():
+    assert get_method("aecsad").name == "aecsad" and get_method("csad").name == "csad"
+
+
+@pytest.mark.parametrize("method", ["aecsad", "csad"])
+def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
+    data, ws = tmp_path / "data", tmp_path / "ws"
+    generate(SynthSettings(out=data, categories=(CATEGORY,), n_train=6, n_validation=3, n_test_good=2,
+                           n_logical=2, n_structural=2, size=96))
+    common = ["--data", str(data), "--category", CATEGORY, "--workspace", str(ws), "--method", method,
+              "--device", "cpu"]
+    assert main(["fit", *common]) == 0  # pseudo-labels → segmenter → histogram → LGST → fusion
+    folder = Workspace.open(ws).method_dir(CATEGORY, method)
+    checkpoint = load_lgst_checkpoint(folder / "lgst.safetensors")
+    assert checkpoint.settings.attention is (method == "aecsad") and checkpoint.steps_done == 6
+    stats = json.loads((folder / "lgst_fusion.json").read_text())
+    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst"}
+
+    report = tmp_path / "ev.json"
+    assert main(["evaluate", *common, "--out", str(report)]) == 0
+    result = json.loads(report.read_text())
+    assert result["method"] == method
+    assert {"histogram_global", "histogram_grid", "lgst", "lgst_local", "lgst_global"} <= set(result["branch_auroc"])
+    assert all(0.0 <= v["mean"] <= 1.0 for v in result["branch_auroc"].values())
+
+    detector = load_detector(Workspace.open(ws), CATEGORY, method, "cpu")
+    image = load_rgb(next((data / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
+    [prediction] = detector.predict([image])
+    scores = prediction.branch_scores
+    assert prediction.score == pytest.approx(scores["z_histogram_global"] + scores["z_histogram_grid"] + scores["z_lgst"])
+    assert scores["lgst"] == pytest.approx(float(prediction.anomaly_map.max()), rel=0.05, abs=0.05)
+    assert set(prediction.branch_maps) == {"local", "global", "teacher_global", "segmentation", "histogram"}
+    assert all(m.shape == prediction.anomaly_map.shape for m in prediction.branch_maps.values())
+    assert np.isfinite(prediction.anomaly_map).all()
+
+    assert main(["predict", "--workspace", str(ws), "--category", CATEGORY, "--method", method, "--device", "cpu",
+                 str(next((data / CATEGORY / "test" / "good").glob("*.png"))), "--out", str(tmp_path / "pred")]) == 0
+    [row] = [json.loads(line) for line in (tmp_path / "pred" / "scores.jsonl").read_text().splitlines()]
+    assert {"lgst", "histogram_global"} <= set(row["branch_scores"])
