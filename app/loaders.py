@@ -9,9 +9,11 @@ import streamlit as st
 import torch
 
 from pipeline.data.discover import load_category
-from pipeline.data.images import load_rgb
+from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.samples import CategoryData
-from pipeline.methods.base import Detector
+from pipeline.device import describe_device
+from pipeline.evaluation.heatmap import draw_outline, overlay
+from pipeline.methods.base import Detector, Prediction
 from pipeline.methods.runner import load_detector
 from pipeline.models.backbones import build_classifier
 from pipeline.pseudolabels import edits, render
@@ -61,19 +63,95 @@ def thumbnail(path: str, side: int = 160) -> np.ndarray:
     return np.ascontiguousarray(rgb[::step, ::step])
 
 
-@st.cache_data(show_spinner="Scoring the image…", max_entries=256)
-def _prediction(workspace: str, category: str, method: str, created_at: str, path: str) -> tuple[float, np.ndarray, tuple[str, ...]]:
-    det = _detector(workspace, category, method, created_at)
-    pred = det.predict([image(path)])[0]
-    return pred.score, pred.anomaly_map, pred.explanations
+@st.cache_data(show_spinner="Scoring the image…", max_entries=320)
+def _full_prediction(workspace: str, category: str, method: str, created_at: str, path: str) -> Prediction:
+    """One image's whole prediction (score, map, branch maps and scores, sentences), per model version."""
+    return _detector(workspace, category, method, created_at).predict([image(path)])[0]
+
+
+def full_prediction(ws: Workspace, category: str, method: str, path: Path) -> Prediction | None:
+    """The cached ``Prediction`` of one image; None when the method was never fitted."""
+    record = ws.model_record(category, method)
+    if record is None:
+        return None
+    return _full_prediction(str(ws.path), category, method, record.created_at, str(path))
 
 
 def prediction(ws: Workspace, category: str, method: str, path: Path) -> tuple[float, np.ndarray, tuple[str, ...]] | None:
     """(score, anomaly map, explanations) of one image, cached per model version; None when never fitted."""
+    pred = full_prediction(ws, category, method, path)
+    return None if pred is None else (pred.score, pred.anomaly_map, pred.explanations)
+
+
+def class_names(ws: Workspace, category: str, method: str) -> dict[int, str]:
+    """Part-class names of a method's segmentation branch (histogram, AeCSAD, CSAD); {} for others."""
+    det = detector(ws, category, method)
+    names = getattr(det, "class_names", None) or getattr(getattr(det, "hist", None), "class_names", None)
+    return dict(names or {})
+
+
+# --- Inspect pictures ------------------------------------------------------------------------
+# Drawn at the image's own resolution and cached per (model version, image, settings), so moving
+# through the list or the opacity slider back and forth redraws nothing already seen.
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _mask(mask_paths: tuple[str, ...], shape: tuple[int, int]) -> np.ndarray:
+    return load_mask([Path(p) for p in mask_paths], shape)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def base_picture(path: str, mask_paths: tuple[str, ...], outline: bool) -> np.ndarray:
+    """The image, with the ground-truth outline drawn when asked and a mask exists."""
+    rgb = image(path)
+    return draw_outline(rgb, _mask(mask_paths, rgb.shape[:2])) if outline and mask_paths else rgb
+
+
+@st.cache_data(show_spinner=False, max_entries=256)
+def _map_picture(workspace: str, category: str, method: str, created_at: str, path: str, branch: str,
+                 value_range: tuple[float, float] | None, opacity: float, mask_paths: tuple[str, ...],
+                 outline: bool, n_classes: int) -> np.ndarray:
+    pred = _full_prediction(workspace, category, method, created_at, path)
+    values = pred.anomaly_map if branch == "final" else pred.branch_maps[branch]
+    base = base_picture(path, mask_paths, outline)
+    if branch == "segmentation":
+        return label_overlay(base, values, n_classes, opacity)
+    low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
+    return overlay(base, values, low, high, opacity)
+
+
+def map_picture(ws: Workspace, category: str, method: str, path: Path, branch: str,
+                value_range: tuple[float, float] | None, opacity: float, mask_paths: tuple[str, ...] = (),
+                outline: bool = False, n_classes: int = 0) -> np.ndarray | None:
+    """The final map (``branch="final"``) or one branch map over the image at its own resolution.
+
+    Heat maps are coloured over ``value_range`` (None: this map's own min..max); the segmentation
+    branch is drawn as coloured part classes. None when the method was never fitted.
+    """
     record = ws.model_record(category, method)
     if record is None:
         return None
-    return _prediction(str(ws.path), category, method, record.created_at, str(path))
+    return _map_picture(str(ws.path), category, method, record.created_at, str(path), branch,
+                        value_range, float(opacity), tuple(mask_paths), bool(outline), int(n_classes))
+
+
+def label_overlay(image_rgb: np.ndarray, labels: np.ndarray, n_classes: int, opacity: float) -> np.ndarray:
+    """Part classes (a label map at any size, as ints or floats) coloured over the image; background kept."""
+    full = render.resize_nearest(np.rint(labels).astype(np.int64).clip(0), image_rgb.shape[:2])
+    colours = render.palette(max(n_classes, int(full.max(initial=0))))[full].astype(np.float32)
+    out = image_rgb.astype(np.float32)
+    where = full > 0
+    out[where] = (1 - opacity) * out[where] + opacity * colours[where]
+    return np.round(out).astype(np.uint8)
+
+
+# --- Train -----------------------------------------------------------------------------------
+
+@st.cache_resource(show_spinner=False)
+def cuda_devices() -> tuple[str, ...]:
+    """``describe_device`` of every CUDA device torch can use (empty without CUDA), asked once."""
+    if not torch.cuda.is_available():
+        return ()
+    return tuple(describe_device(f"cuda:{i}") for i in range(torch.cuda.device_count()))
 
 
 # --- pseudo-labels (Tags, Masks, Clusters) ---------------------------------------------------

@@ -21,3 +21,15 @@ class StreamlitProgress:
 
 def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.1f}"
+
+
+def duration(seconds: float | None) -> str:
+    """``"42 s"``, ``"3 min 05 s"``, ``"1 h 02 min"``; ``"unknown"`` for None."""
+    if seconds is None:
+        return "unknown"
+    total = max(0, int(round(float(seconds))))
+    if total < 60:
+        return f"{total} s"
+    if total < 3600:
+        return f"{total // 60} min {total % 60:02d} s"
+    return f"{total // 3600} h {total % 3600 // 60:02d} min"

@@ -1,19 +1,53 @@
-"""Inspect: one image at a time, worst first: heat map, score and verdict at the current threshold."""
+"""Inspect: one image at a time, worst first: the image beside its final heat map, every branch's map
+on demand, score and verdict at the current threshold, and the sentences saying what deviates.
+
+Every map is drawn at the image's own resolution; predictions and pictures are cached per model
+version (``app.loaders``), so moving through the list redraws only images not seen yet.
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+import pandas as pd
 import streamlit as st
 
 from app import loaders
 from app.state import require_category, require_workspace, select_method
-from pipeline.data.images import load_mask
 from pipeline.data.samples import DataError, Sample
-from pipeline.evaluation.heatmap import colorize, draw_outline, overlay
+from pipeline.evaluation.heatmap import colorize
+from pipeline.methods.base import Prediction
+from pipeline.methods.histogram.method import EXPLAIN_ABOVE
 from pipeline.models.preprocess import resize_map
 from pipeline.workspace import Workspace
 
 PICK_KEY = "inspect_pick"
 
+
+@dataclass(frozen=True)
+class Branch:
+    """How one branch map is shown: label, what it means, and its colour range (None: the map's own)."""
+
+    label: str
+    meaning: str
+    value_range: tuple[float, float] | None
+
+
+BRANCHES = {
+    "local": Branch("Local student", "local student vs teacher: small structural defects (scratches, dents); "
+                    "bright = 3× the rarest good-pixel level", (0.0, 0.3)),
+    "global": Branch("Global student", "global student vs local student: logical defects (parts in the wrong "
+                     "place or combination); bright = 3× the rarest good-pixel level", (0.0, 0.3)),
+    "teacher_global": Branch("Teacher vs global", "teacher vs global student, raw distance; colours span this "
+                             "image's own range", None),
+    "segmentation": Branch("Predicted segmentation", "part classes the segmentation network sees", None),
+    "histogram": Branch("Histogram cells", "per grid cell, how far its part counts and areas are from the good "
+                        f"parts; bright = {2 * EXPLAIN_ABOVE:g} or more training spreads", (0.0, 2 * EXPLAIN_ABOVE)),
+}
+"""The branch maps a ``Prediction`` may carry, in display order."""
+
+
+# --- the list ------------------------------------------------------------------------------
 
 def _ordered_samples(ws: Workspace, category: str, method: str, split: str) -> tuple[list[Sample], dict[str, float]]:
     """Samples of a split, worst first by stored score; unscored ones after, in file order."""
@@ -39,39 +73,98 @@ def _navigation(samples: list[Sample], scores: dict[str, float]) -> Sample:
         return f"#{i + 1} · {s.kind} · {s.path.name} · {score}"
 
     prev_col, pick_col, next_col = st.columns([1, 6, 1], vertical_alignment="bottom")
-    prev_col.button("◀ Previous", key="prev_image", on_click=_step, args=(-1, n))
-    next_col.button("Next ▶", key="next_image", on_click=_step, args=(1, n))
-    picked = pick_col.selectbox("Image (worst first)", range(n), format_func=label, key=PICK_KEY)
+    prev_col.button("◀ Previous", key="prev_image", on_click=_step, args=(-1, n), shortcut="Left",
+                    help="Previous image in the list (← key)")
+    next_col.button("Next ▶", key="next_image", on_click=_step, args=(1, n), shortcut="Right",
+                    help="Next image in the list (→ key)")
+    picked = pick_col.selectbox("Image (worst first)", range(n), format_func=label, key=PICK_KEY,
+                                help="Type to search by name; ← and → move through the list")
     return samples[picked]
 
 
-def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
-    result = loaders.prediction(ws, category, method, sample.path)
-    if result is None:
-        return
-    score, amap, explanations = result
-    rgb = loaders.image(str(sample.path))
-    record = ws.model_record(category, method)
-    low, high = (record.metrics or {}).get("display_range", [float(amap.min()), float(amap.max())])
+# --- one image -----------------------------------------------------------------------------
+
+def _verdict(ws: Workspace, category: str, method: str, sample: Sample, score: float) -> None:
     threshold = ws.get_threshold(category, method)
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{score:.3f}")
     c2.metric("Threshold", "not set" if threshold is None else f"{threshold:.3f}")
     verdict = "—" if threshold is None else ("ANOMALOUS" if score > threshold else "good")
-    c3.metric("Verdict", verdict, help=f"Ground truth: {sample.kind}")
-    opacity = st.slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
-    show_gt = st.toggle("Show the ground-truth outline", value=bool(sample.mask_paths), key="show_gt", disabled=not sample.mask_paths)
-    shown = rgb
-    if show_gt and sample.mask_paths:
-        shown = draw_outline(rgb, load_mask(sample.mask_paths, rgb.shape[:2]))
+    c3.metric("Verdict", verdict, help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
+
+
+def _branch_toggles(pred: Prediction) -> list[str]:
+    names = [name for name in BRANCHES if name in pred.branch_maps]
+    if not names:
+        return []
+    st.markdown("**Branch maps**")
+    cols = st.columns(len(names))
+    return [name for col, name in zip(cols, names)
+            if col.toggle(BRANCHES[name].label, key=f"branch_{name}", help=BRANCHES[name].meaning)]
+
+
+def _segmentation_legend(ws: Workspace, category: str, method: str) -> str:
+    names = loaders.class_names(ws, category, method)
+    return ", ".join(f"{k} = {v}" for k, v in sorted(names.items()) if k > 0)
+
+
+def _branch_pictures(ws: Workspace, category: str, method: str, sample: Sample, shown: list[str],
+                     opacity: float, show_gt: bool) -> None:
+    n_classes = len(loaders.class_names(ws, category, method)) if "segmentation" in shown else 0
+    for start in range(0, len(shown), 2):
+        for col, name in zip(st.columns(2), shown[start:start + 2]):
+            branch = BRANCHES[name]
+            picture = loaders.map_picture(ws, category, method, sample.path, name, branch.value_range, opacity,
+                                          _mask_paths(sample), show_gt, n_classes)
+            caption = f"{branch.label}: {branch.meaning}"
+            if name == "segmentation" and (legend := _segmentation_legend(ws, category, method)):
+                caption += f" ({legend})"
+            col.image(picture, caption=caption)
+
+
+def _branch_scores(pred: Prediction) -> None:
+    if not pred.branch_scores:
+        return
+    rows = [{"branch": k, "score": round(float(v), 4)} for k, v in pred.branch_scores.items() if not k.startswith("z_")]
+    z = {k[2:]: float(v) for k, v in pred.branch_scores.items() if k.startswith("z_")}
+    for row in rows:
+        row["z (adds to the score)"] = round(z[row["branch"]], 3) if row["branch"] in z else None
+    with st.expander("Branch scores"):
+        st.dataframe(pd.DataFrame(rows), hide_index=True, key="branch_scores")
+
+
+def _mask_paths(sample: Sample) -> tuple[str, ...]:
+    return tuple(str(p) for p in sample.mask_paths)
+
+
+def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
+    pred = loaders.full_prediction(ws, category, method, sample.path)
+    if pred is None:
+        return
+    rgb = loaders.image(str(sample.path))
+    record = ws.model_record(category, method)
+    low, high = (record.metrics or {}).get("display_range", [float(pred.anomaly_map.min()), float(pred.anomaly_map.max())])
+    _verdict(ws, category, method, sample, pred.score)
+    controls = st.columns(2)
+    opacity = controls[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+    show_gt = controls[1].toggle("Show the ground-truth outline", value=bool(sample.mask_paths), key="show_gt",
+                                 disabled=not sample.mask_paths,
+                                 help=None if sample.mask_paths else "This image has no ground-truth mask")
+    masks = _mask_paths(sample)
+    shown = _branch_toggles(pred)
     left, right = st.columns(2)
-    left.image(shown, caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
-    right.image(overlay(shown, amap, low, high, opacity), caption="Final anomaly map over the image")
-    if explanations:
+    left.image(loaders.base_picture(str(sample.path), masks, show_gt),
+               caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
+    right.image(loaders.map_picture(ws, category, method, sample.path, "final", (low, high), opacity, masks, show_gt),
+                caption="Final anomaly map over the image")
+    _branch_pictures(ws, category, method, sample, shown, opacity, show_gt)
+    if pred.explanations:
         st.markdown("**What deviates from the good parts** (most unusual first):\n"
-                    + "\n".join(f"- {sentence}" for sentence in explanations[:5]))
+                    + "\n".join(f"- {sentence}" for sentence in pred.explanations[:5]))
+    _branch_scores(pred)
     with st.expander("Heat map alone"):
-        st.image(colorize(resize_map(amap, rgb.shape[:2]), low, high), caption="dark = like the good parts, bright = unlike")
+        st.image(colorize(resize_map(pred.anomaly_map, rgb.shape[:2]), low, high),
+                 caption="dark = like the good parts, bright = unlike")
 
 
 def inspect_page() -> None:
@@ -79,10 +172,14 @@ def inspect_page() -> None:
     ws = require_workspace()
     category = require_category(ws, key="inspect_category")
     method = select_method(key="inspect_method")
-    if ws.model_record(category, method) is None:
+    record = ws.model_record(category, method)
+    if record is None:
         st.info(f"No {method} model for **{category}** yet. Build it on the Train page (seconds for the instant detector).")
         st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
         return
+    settings = record.settings or {}
+    st.caption(f"Model built {record.created_at} (profile {settings.get('profile')}, device {settings.get('device')}, "
+               f"seed {settings.get('seed')}).")
     split = st.radio("Images from", ["test", "validation", "train"], horizontal=True, key="inspect_split")
     try:
         samples, scores = _ordered_samples(ws, category, method, split)

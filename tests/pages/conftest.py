@@ -12,8 +12,11 @@ path a running server takes once the entry point has been executed: the entry po
 from __future__ import annotations
 
 import dataclasses
+import importlib
+import os
 import runpy
 import shutil
+import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -26,14 +29,19 @@ from streamlit.testing.v1 import AppTest
 
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.evaluation.evaluate import evaluate_method
+from pipeline.jobs import IMPORTS_ENV
+from pipeline.methods import METHODS
+from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.runner import fit_method
+from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.pseudolabels import curation, edits
 from pipeline.pseudolabels.run import run_pseudo_labels
 from pipeline.pseudolabels.settings import PseudoLabelSettings
-from pipeline.workspace import Workspace
+from pipeline.workspace import Workspace, pid_alive
 
 REPO = Path(__file__).resolve().parents[2]
 APP = REPO / "streamlit_app.py"
+UNIT_TESTS = REPO / "tests" / "unit"
 CATEGORY = "pin_tray"
 METHOD = "instant"
 TIMEOUT = 120
@@ -161,3 +169,65 @@ def pl_copy(pl_workspaces: dict[str, Path], tmp_path: Path) -> Callable[[str], P
         return target
 
     return copy
+
+
+# --- AeCSAD (every branch map) and background jobs -----------------------------------------
+
+def _shrink(monkeypatch: pytest.MonkeyPatch, cls, **changes) -> None:
+    """``cls.for_profile`` returns its usual profile with ``changes`` (as in test_aecsad_method.py)."""
+    original = cls.for_profile.__func__
+
+    def small(klass, profile, *args, **overrides):
+        return dataclasses.replace(original(klass, profile, *args, **overrides), **changes)
+
+    monkeypatch.setattr(cls, "for_profile", classmethod(small))
+
+
+@pytest.fixture(scope="session")
+def aecsad_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fitted and evaluated ``aecsad`` model on 128 px ``pin_tray`` images, profiles shrunk to
+    seconds (96 px segmenter, 64 px LGST, a few steps): a prediction with every branch map, at a
+    smaller side than the images (the page must draw maps at the image's resolution)."""
+    root = tmp_path_factory.mktemp("aecsad_pages")
+    generate(SynthSettings(out=root / "data", categories=(CATEGORY,), seed=3, n_train=6, n_validation=3,
+                           n_test_good=2, n_logical=2, n_structural=2, size=128))
+    ws = Workspace.create(root / "ws")
+    ws.add_category(CATEGORY, root / "data" / CATEGORY, "loco")
+    with pytest.MonkeyPatch.context() as mp, _one_torch_thread():
+        _shrink(mp, SegmentationSettings, image_size=96, epochs=3, batch_size=4, aspp_channels=16,
+                decoder_channels=16, low_channels=8)
+        _shrink(mp, LgstSettings, image_size=64, grid=16, channels=16, local_width=(8, 16), global_width=8,
+                steps=6, batch_size=2, checkpoint_every=3)
+        run_pseudo_labels(ws, CATEGORY, FAST_PL, detector="none", segmenter="classic", device="cpu")
+        fit_method(ws, CATEGORY, "aecsad", device="cpu")
+        evaluate_method(ws, CATEGORY, "aecsad", device="cpu")
+    return ws.path
+
+
+@pytest.fixture
+def slow_jobs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test-only ``gated`` method of tests/unit/test_background_jobs.py registered here (the
+    page's method picker lists it) and in every job worker started (``$PIPELINE_JOB_IMPORTS``).
+    Its fit counts steps until the returned gate file exists; create it to let the job finish."""
+    monkeypatch.syspath_prepend(str(UNIT_TESTS))
+    jobs_test = importlib.import_module("test_background_jobs")
+    gate = tmp_path / "gate"
+    monkeypatch.setenv(jobs_test.GATE_ENV, str(gate))
+    monkeypatch.setenv(IMPORTS_ENV, jobs_test.PLUGIN)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(filter(None, (str(UNIT_TESTS), os.environ.get("PYTHONPATH")))))
+    monkeypatch.setitem(METHODS, "gated", jobs_test.GATED)
+    return gate
+
+
+@pytest.fixture
+def stop_workers() -> Iterator[Callable[[Path], Path]]:
+    """``stop_workers(ws_path)``: kill, after the test, any job worker of that workspace still alive."""
+    paths: list[Path] = []
+    yield lambda path: paths.append(Path(path)) or Path(path)
+    for path in paths:
+        for job in Workspace.open(path).jobs(-1):
+            if job.pid and pid_alive(job.pid):
+                try:
+                    os.killpg(job.pid, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass

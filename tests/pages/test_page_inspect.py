@@ -143,3 +143,106 @@ def test_a_methods_explanations_are_listed_under_the_maps(app, workspace_copy, m
     at = app.open(workspace_copy("evaluated"), PAGE)
     assert not at.exception
     assert any(sentence in m.value for m in at.markdown)
+
+
+# --- every method: branch maps, verdict, resolution ------------------------------------------
+
+BRANCH_KEYS = ["branch_local", "branch_global", "branch_teacher_global", "branch_segmentation", "branch_histogram"]
+
+
+@pytest.fixture
+def image_sizes(monkeypatch):
+    """``{media file id: (width, height)}`` of every picture a page run sends (what the browser gets)."""
+    import io
+
+    from PIL import Image
+    from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
+
+    sizes: dict[str, tuple[int, int]] = {}
+    original = MemoryMediaFileStorage.load_and_get_id
+
+    def recording(self, path_or_data, mimetype, kind, filename=None):
+        file_id = original(self, path_or_data, mimetype, kind, filename)
+        if isinstance(path_or_data, bytes) and mimetype.startswith("image/"):
+            sizes[file_id] = Image.open(io.BytesIO(path_or_data)).size
+        return file_id
+
+    monkeypatch.setattr(MemoryMediaFileStorage, "load_and_get_id", recording)
+    return sizes
+
+
+def _size_of(image, sizes) -> tuple[int, int]:
+    from pathlib import PurePosixPath
+
+    return sizes[PurePosixPath(image.proto.imgs[0].url).stem]
+
+
+def _captions(at) -> list[str]:
+    return [img.proto.imgs[0].caption for img in at.get("image")]
+
+
+@pytest.fixture
+def aecsad_at(app, aecsad_workspace):
+    at = app.open(aecsad_workspace, PAGE)
+    at.selectbox("inspect_method").set_value("aecsad")
+    return app.run(at)
+
+
+def test_instant_has_no_branch_toggles(inspect_at):
+    assert not [t for t in inspect_at.toggle if t.key.startswith("branch_")]
+    assert not any(e.label == "Branch scores" for e in inspect_at.expander)
+
+
+def test_aecsad_lists_worst_first_and_has_a_toggle_per_branch(aecsad_at, aecsad_workspace):
+    at = aecsad_at
+    stored = Workspace.open(aecsad_workspace).scores("pin_tray", "aecsad", split="test")
+    options = at.selectbox("inspect_pick").options
+    assert [o.rsplit(" · ", 1)[1] for o in options] == [f"{s.score:.3f}" for s in stored]  # worst first
+    assert [t.key for t in at.toggle if t.key.startswith("branch_")] == BRANCH_KEYS
+    assert [at.toggle(k).label for k in BRANCH_KEYS] == [
+        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Histogram cells"]
+    assert not any(at.toggle(k).value for k in BRANCH_KEYS)
+    assert len(at.get("image")) == 3  # image, final map, heat map alone
+    scores = next(df.value for df in at.dataframe if "branch" in df.value.columns)
+    assert {"lgst", "lgst_local", "lgst_global", "histogram_global", "histogram_grid"} <= set(scores["branch"])
+    fused = scores.dropna()["z (adds to the score)"].sum()
+    assert float(_metrics(at)["Score"]) == pytest.approx(fused, abs=5e-3)  # the score is the z-sum
+
+
+def test_branch_maps_are_drawn_at_the_image_resolution(app, aecsad_at, image_sizes):
+    at = aecsad_at
+    for key in BRANCH_KEYS:
+        at.toggle(key).set_value(True)
+    app.run(at)
+    images = at.get("image")
+    assert len(images) == 3 + len(BRANCH_KEYS)
+    captions = _captions(at)
+    assert captions[0].endswith("(128×128 px)")  # the maps come at the segmenter's 96 px side
+    assert [c.split(":")[0] for c in captions[2:7]] == [
+        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Histogram cells"]
+    assert "1 = " in captions[5]  # the segmentation legend names the part classes
+    assert {_size_of(img, image_sizes) for img in images} == {(128, 128)}
+
+    # The opacity reaches every map, not the plain image.
+    before = [img.proto.imgs[0].url for img in images]
+    at.slider("opacity").set_value(0.9)
+    app.run(at)
+    after = [img.proto.imgs[0].url for img in at.get("image")]
+    assert after[0] == before[0] and all(a != b for a, b in zip(after[1:7], before[1:7]))
+
+    at.toggle("branch_local").set_value(False)
+    app.run(at)
+    assert len(at.get("image")) == 2 + len(BRANCH_KEYS) and "Local student" not in " ".join(_captions(at))
+
+
+def test_verdict_follows_the_current_threshold(app, workspace_copy):
+    ws_path = workspace_copy("evaluated")
+    ws = Workspace.open(ws_path)
+    worst = ws.scores("pin_tray", "instant", split="test")[0]
+    ws.set_threshold("pin_tray", "instant", worst.score + 1.0, note="test: above every score")
+    at = app.open(ws_path, PAGE)
+    assert _metrics(at)["Verdict"] == "good"
+    ws.set_threshold("pin_tray", "instant", worst.score - 1.0, note="test: below the worst")
+    app.run(at)
+    metrics = _metrics(at)
+    assert metrics["Verdict"] == "ANOMALOUS" and metrics["Threshold"] == f"{worst.score - 1.0:.3f}"

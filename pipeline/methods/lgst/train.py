@@ -66,6 +66,8 @@ def train_lgst(
 ) -> LgstTrainingResult:
     """Train (or resume) the students on ``data``; the checkpoint lives in ``out_dir``."""
     ctx = dist_ctx or DistributedContext()
+    if not ctx.is_main:  # one log and one job record, from rank 0, as the segmenter does
+        progress, report = no_progress, no_metrics
     set_determinism(settings.seed)
     net = LgstNet(build_backbone(settings.backbone, device=device), settings).to(device)
     optimizer = torch.optim.Adam(net.student_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
