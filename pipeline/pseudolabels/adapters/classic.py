@@ -19,10 +19,13 @@ from skimage.color import rgb2lab
 from skimage.segmentation import felzenszwalb, find_boundaries, slic
 
 from pipeline.pseudolabels.adapters.base import Box
+from pipeline.pseudolabels.adapters.regions import absorb_thin_regions, refine_boundaries
 from pipeline.pseudolabels.masks import border_background
 from pipeline.pseudolabels.settings import ClassicSettings, MaskSettings
 
 __all__ = ["ClassicSegmenter", "ClassicSettings"]
+
+ABSORB_ORDERS = ("simultaneous", "thickest_first")
 
 
 class ClassicSegmenter:
@@ -33,6 +36,8 @@ class ClassicSegmenter:
     def __init__(self, settings: ClassicSettings = ClassicSettings()) -> None:
         if settings.method not in ("felzenszwalb", "slic", "both"):
             raise ValueError(f"unknown classic method {settings.method!r}; choose felzenszwalb, slic or both")
+        if settings.absorb_order not in ABSORB_ORDERS:
+            raise ValueError(f"unknown absorb order {settings.absorb_order!r}; choose one of {ABSORB_ORDERS}")
         if settings.grabcut_backend not in ("auto", "opencv", "skimage"):
             raise ValueError(f"unknown GrabCut backend {settings.grabcut_backend!r}")
         self.settings = settings
@@ -41,8 +46,7 @@ class ClassicSegmenter:
         """Bool ``(P, H, W)``: every region of every partition (regions of one partition are
         disjoint; partitions at several scales overlap)."""
         small = _resize_image(image, self.settings.work_side)
-        partitions = [_upsample_labels(absorb_thin(labels, small, self.settings.min_thickness, self.settings.merge_colour_scale), image.shape[:2])
-                      for labels in self._partitions(small)]
+        partitions = [_upsample_labels(self._clean(labels, small), image.shape[:2]) for labels in self._partitions(small)]
         masks = [labels == value for labels in partitions for value in np.unique(labels)]
         if not masks:
             return np.zeros((0, *image.shape[:2]), bool)
@@ -58,6 +62,12 @@ class ClassicSegmenter:
                 continue
             out[index] = self._segment_box(image, (x0, y0, x1, y1))
         return out
+
+    def _clean(self, labels: np.ndarray, image: np.ndarray) -> np.ndarray:
+        """Edge strips merged into their neighbours, then edge pixels given to the nearer side."""
+        s = self.settings
+        labels = absorb_thin(labels, image, s.min_thickness, s.merge_colour_scale, order=s.absorb_order)
+        return refine_edges(labels, image, s.refine_iterations)
 
     def _partitions(self, image: np.ndarray) -> list[np.ndarray]:
         s = self.settings
@@ -85,7 +95,8 @@ class ClassicSegmenter:
 
 
 def absorb_thin(
-    labels: np.ndarray, image: np.ndarray, min_thickness: float, colour_scale: float = 5.0, rounds: int = 6
+    labels: np.ndarray, image: np.ndarray, min_thickness: float, colour_scale: float = 5.0, rounds: int = 6,
+    order: str = "simultaneous",
 ) -> np.ndarray:
     """Merge regions thinner than ``min_thickness`` (largest inscribed radius, in pixels) into
     the adjacent region of the most similar mean colour, until none is left (or ``rounds``).
@@ -93,10 +104,16 @@ def absorb_thin(
     Graph partitions cut anti-aliased edges, outlines, shading lines and ridges (a cap's
     grooves) into strips one or two pixels wide; as components they are noise, while their
     pixels belong to a part next to them. Returns a label map with a subset of the input's ids.
+    ``order="thickest_first"`` merges one region at a time instead of all thin ones per round
+    (``regions.absorb_thin_regions``; ``rounds`` then does not apply).
     """
+    if order not in ABSORB_ORDERS:
+        raise ValueError(f"unknown absorb order {order!r}; choose one of {ABSORB_ORDERS}")
     if min_thickness <= 0:
         return labels
     colours = rgb2lab(image.astype(np.float32) / 255.0)
+    if order == "thickest_first":
+        return absorb_thin_regions(labels, colours, min_thickness, colour_scale)
     for _ in range(rounds):
         ids = np.unique(labels)
         edges = find_boundaries(labels, mode="inner")
@@ -152,6 +169,14 @@ def _merge(labels: np.ndarray, ids: np.ndarray, target: dict[int, int]) -> np.nd
     lookup = np.zeros(int(ids.max()) + 1, dtype=labels.dtype)
     lookup[ids] = [keep[g] for g in group]
     return lookup[labels]
+
+
+def refine_edges(labels: np.ndarray, image: np.ndarray, iterations: int) -> np.ndarray:
+    """Edge pixels to the adjacent region of the nearest mean CIELAB colour
+    (``regions.refine_boundaries``); 0 iterations leave the labels as they are."""
+    if iterations <= 0:
+        return labels
+    return refine_boundaries(labels, rgb2lab(image.astype(np.float32) / 255.0), iterations)
 
 
 def _grabcut(cv2, image: np.ndarray, box: tuple[int, int, int, int], settings: ClassicSettings) -> np.ndarray:

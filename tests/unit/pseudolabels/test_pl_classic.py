@@ -78,3 +78,38 @@ def test_invalid_settings_are_rejected():
         ClassicSegmenter(ClassicSettings(method="watershed"))
     with pytest.raises(ValueError):
         ClassicSegmenter(ClassicSettings(grabcut_backend="magic"))
+
+
+def _bar_image() -> np.ndarray:
+    """A 7-px brass bar (5-px core, 1-px outline of a floor-leaning blend) on a pale floor."""
+    image = np.full((30, 30, 3), 220, np.uint8)
+    image[5:25, 11:18] = (205, 190, 160)
+    image[6:24, 12:17] = (190, 140, 50)
+    return image
+
+
+def _bar_labels() -> np.ndarray:
+    labels = np.zeros((30, 30), np.int64)
+    labels[5:25, 11:18] = 2
+    labels[6:24, 12:17] = 1
+    return labels
+
+
+def test_thickest_first_keeps_a_bar_that_simultaneous_merging_loses():
+    image, labels = _bar_image(), _bar_labels()
+    lost = absorb_thin(labels, image, min_thickness=2.5)  # outline -> floor, core -> outline
+    assert set(np.unique(lost)) == {0}
+    kept = absorb_thin(labels, image, min_thickness=2.5, order="thickest_first")
+    assert len(np.unique(kept)) == 2 and (kept[5:25, 11:18] != 0).all()
+
+
+def test_refined_proposals_are_deterministic_and_checked():
+    image, _, _ = _scene()
+    segmenter = ClassicSegmenter(ClassicSettings(work_side=0, absorb_order="thickest_first", refine_iterations=1))
+    masks = segmenter.propose(image)
+    np.testing.assert_array_equal(masks, segmenter.propose(image))
+    assert (masks.sum(0) == 1).all()  # still one partition: every pixel in exactly one region
+    with pytest.raises(ValueError):
+        ClassicSegmenter(ClassicSettings(absorb_order="random"))
+    with pytest.raises(ValueError):
+        absorb_thin(np.zeros((4, 4), np.int64), np.zeros((4, 4, 3), np.uint8), 2.0, order="random")
