@@ -20,13 +20,13 @@ from pipeline.pseudolabels import curation, edits, render, store
 from pipeline.pseudolabels.export import label_maps_zip
 from pipeline.workspace import Workspace
 
+# Thumbnails shown per cluster row.
 STRIP = 10
-"""Thumbnails shown per cluster row."""
+# (category, "success" | "error", text): the outcome of the last edit, shown once after the rerun.
 MESSAGE_KEY = "clusters_message"
-"""(category, "success" | "error", text): the outcome of the last edit, shown once after the rerun."""
 OVERRIDES = {"auto": None, "reliable": True, "unreliable": False}
+# Move target meaning "a new cluster of its own" (cluster ids start at 1).
 NEW_CLUSTER = 0
-"""Move target meaning "a new cluster of its own" (cluster ids start at 1)."""
 
 
 def _say(category: str, kind: str, text: str) -> None:

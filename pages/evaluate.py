@@ -1,6 +1,9 @@
-"""Evaluate: ROC curves per defect kind, AUROC beside the reference numbers, the threshold in plain words."""
+"""Evaluate: ROC curves per defect kind and per branch, AUROC beside the reference numbers, score
+histograms, the threshold in plain words, and the one-click HTML report."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import pandas as pd
 import plotly.graph_objects as go
@@ -8,36 +11,36 @@ import streamlit as st
 
 from app.state import require_category, require_workspace, select_method
 from app.widgets import StreamlitProgress, pct
-from pipeline.evaluation.evaluate import evaluate_method
-from pipeline.evaluation.reference import REFERENCE_AUROC, REFERENCE_NOTE
-from pipeline.evaluation.roc import roc_curve
-from pipeline.evaluation.threshold import summarize_threshold
+from pipeline.evaluation.evaluate import evaluate_method, load_branch_scores
+from pipeline.evaluation.reference import REFERENCE_NOTE
+from pipeline.evaluation.report import (
+    AUROC_KEYS, auroc_rows, branch_auroc_table, branch_rocs, kind_rocs, threshold_summary, write_report,
+)
+from pipeline.evaluation.roc import RocCurve
 from pipeline.methods.runner import FLAGGED_SETTING, store_threshold
-from pipeline.workspace import Workspace
+from pipeline.workspace import ScoreRow, Workspace
 
-KIND_COLOURS = {"logical": "#d62728", "structural": "#1f77b4", "bad": "#9467bd"}
+KIND_COLOURS = {"good": "#2ca02c", "logical": "#d62728", "structural": "#1f77b4", "bad": "#9467bd"}
+AXES = {"xaxis_title": "false positive rate (good parts flagged)", "yaxis_title": "true positive rate (defects caught)"}
 
 
-def _roc_figure(kinds: list[str], scores: list[float]) -> go.Figure:
+def _roc_figure(curves: dict[str, RocCurve], colours: dict[str, str], suffix: str = "") -> go.Figure:
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", line={"dash": "dot", "color": "grey"}, name="chance"))
-    for kind, colour in KIND_COLOURS.items():
-        idx = [i for i, k in enumerate(kinds) if k in ("good", kind)]
-        labels = [int(kinds[i] == kind) for i in idx]
-        if 0 < sum(labels) < len(labels):
-            curve = roc_curve(labels, [scores[i] for i in idx])
-            fig.add_trace(go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name=f"{kind} vs good", line={"color": colour}))
-    fig.update_layout(xaxis_title="false positive rate (good parts flagged)", yaxis_title="true positive rate (defects caught)",
-                      height=420, margin={"t": 30}, legend={"orientation": "h"})
+    for name, curve in curves.items():
+        fig.add_trace(go.Scatter(x=curve.fpr, y=curve.tpr, mode="lines", name=f"{name}{suffix}",
+                                 line={"color": colours.get(name)}))
+    fig.update_layout(**AXES, height=420, margin={"t": 50}, xaxis_range=[0, 1.01], yaxis_range=[0, 1.02],
+                      legend={"orientation": "h", "yanchor": "bottom", "y": 1.02, "xanchor": "left", "x": 0})
     return fig
 
 
 def _histogram(kinds: list[str], scores: list[float], threshold: float | None) -> go.Figure:
     fig = go.Figure()
-    for kind in ("good", "logical", "structural", "bad"):
+    for kind, colour in KIND_COLOURS.items():
         vals = [s for k, s in zip(kinds, scores) if k == kind]
         if vals:
-            fig.add_trace(go.Histogram(x=vals, name=kind, opacity=0.6, nbinsx=30, marker_color=KIND_COLOURS.get(kind, "#2ca02c")))
+            fig.add_trace(go.Histogram(x=vals, name=kind, opacity=0.6, nbinsx=30, marker_color=colour))
     if threshold is not None:
         fig.add_vline(x=threshold, line_dash="dash", annotation_text="threshold")
     fig.update_layout(barmode="overlay", xaxis_title="image score", yaxis_title="images", height=320, margin={"t": 30})
@@ -45,19 +48,28 @@ def _histogram(kinds: list[str], scores: list[float], threshold: float | None) -
 
 
 def _auroc_table(ws: Workspace, method: str) -> pd.DataFrame:
-    rows = []
-    for record in ws.categories():
-        model = ws.model_record(record.name, method)
-        auroc = (model.metrics or {}).get("auroc") if model else None
-        if auroc:
-            rows.append({"method": f"{method} (ours)", "category": record.name,
-                         **{k: pct(auroc.get(k)) for k in ("logical", "structural", "mean")}})
-    for name, ref in REFERENCE_AUROC.items():
-        rows.append({"method": name, "category": "MVTec LOCO (published)", **{k: f"{v:.1f}" for k, v in ref.items()}})
+    rows = [{"method": r["method"], "category": r["category"], **{k: pct(r[k]) for k in AUROC_KEYS}} for r in auroc_rows(ws, method)]
     return pd.DataFrame(rows)
 
 
-def _threshold_section(ws: Workspace, category: str, method: str, test_kinds: list[str], test_scores: list[float]) -> None:
+def _branch_section(ws: Workspace, category: str, method: str, kinds: list[str]) -> None:
+    """Per-branch ROC curves (one chart per defect kind) and AUROC, for methods that report branch scores."""
+    branch_kinds, branches = load_branch_scores(ws, category, method)
+    if not branches or sorted(branch_kinds) != sorted(kinds):
+        return
+    st.subheader("Per branch")
+    st.caption("What each branch of the detector catches on its own; the final score fuses them.")
+    curves = branch_rocs(branch_kinds, branches)
+    for column, (kind, by_branch) in zip(st.columns(max(1, len(curves))), curves.items()):
+        with column:
+            st.markdown(f"**{kind} vs good**")
+            st.plotly_chart(_roc_figure(by_branch, {}), key=f"branch_roc_{kind}")
+    table = branch_auroc_table(branch_kinds, branches)
+    st.dataframe(pd.DataFrame([{"branch": b, **{k: pct(v.get(k)) for k in AUROC_KEYS}} for b, v in table.items()]),
+                 hide_index=True, key="branch_auroc_table")
+
+
+def _threshold_section(ws: Workspace, category: str, method: str, test_rows: list[ScoreRow]) -> None:
     val = [r.score for r in ws.scores(category, method, split="validation")]
     if not val:
         st.info("No validation scores: rebuild the detector on the Train page.")
@@ -66,11 +78,46 @@ def _threshold_section(ws: Workspace, category: str, method: str, test_kinds: li
     n = st.slider(f"Good validation parts the threshold may flag (of {len(val)})", 0, len(val), int(current), key="flagged_slider")
     if n != current:
         store_threshold(ws, category, method, val, flagged=n)
-    threshold = ws.get_threshold(category, method)
-    bad = [s for k, s in zip(test_kinds, test_scores) if k != "good"]
-    summary = summarize_threshold(threshold, val, bad)
-    st.markdown(f"**Threshold {threshold:.3f}:** {summary.sentence()}.")
+    summary = threshold_summary(ws, category, method, test_rows)
+    if summary is None:
+        return
+    st.markdown(f"**Threshold {summary.value:.3f}:** {summary.sentence()}.")
+    flagged, missed = st.columns(2)
+    flagged.metric("Good validation parts flagged", f"{summary.flagged_good} of {summary.n_good}")
+    missed.metric("Miss rate on labelled bad parts", "n/a" if summary.miss_rate is None else f"{summary.miss_rate:.0%}",
+                  help="labelled bad test images scoring at or below the threshold")
     st.caption("Saved in the workspace; Inspect and `predict` use it.")
+
+
+def _report_bytes(ws: Workspace, category: str, method: str) -> Callable[[], bytes]:
+    """Deferred: built when the button is clicked; a copy is kept in the workspace's reports/ folder."""
+
+    def build() -> bytes:
+        path = write_report(Workspace.open(ws.path), category, method)
+        return path.read_bytes()
+
+    return build
+
+
+def _report_section(ws: Workspace, category: str, method: str) -> None:
+    st.subheader("Report")
+    st.download_button(
+        "Download the HTML report", _report_bytes(ws, category, method), file_name=f"{category}_{method}_report.html",
+        mime="text/html", key="download_report", icon=":material/download:", on_click="ignore",
+    )
+    st.caption(f"One self-contained file (opens offline): data counts, AUROC table, ROC curves, threshold and the "
+               f"worst images with heat maps. A copy is kept in `reports/` of the workspace. Command line: "
+               f"`python -m pipeline report --workspace {ws.path} --category {category} --method {method} --out report.html`")
+
+
+def _run_evaluation(ws: Workspace, category: str, method: str) -> None:
+    progress = StreamlitProgress()
+    try:
+        evaluate_method(ws, category, method, progress=progress)
+    except (FileNotFoundError, ValueError) as err:
+        st.error(str(err))
+    finally:
+        progress.done()
 
 
 def evaluate_page() -> None:
@@ -84,13 +131,7 @@ def evaluate_page() -> None:
         return
     rows = ws.scores(category, method, split="test")
     if st.button("Evaluate on the test images" if not rows else "Re-evaluate", key="run_evaluation", type="primary" if not rows else "secondary"):
-        progress = StreamlitProgress()
-        try:
-            evaluate_method(ws, category, method, progress=progress)
-        except (FileNotFoundError, ValueError) as err:
-            st.error(str(err))
-        finally:
-            progress.done()
+        _run_evaluation(ws, category, method)
         rows = ws.scores(category, method, split="test")
     if not rows:
         st.info("Not evaluated yet: click the button above to score the test images.")
@@ -99,14 +140,16 @@ def evaluate_page() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("ROC curves per defect kind")
-        st.plotly_chart(_roc_figure(kinds, scores), key="roc_chart")
+        st.plotly_chart(_roc_figure(kind_rocs(kinds, scores), KIND_COLOURS, " vs good"), key="roc_chart")
     with right:
         st.subheader("Image AUROC (%)")
         st.dataframe(_auroc_table(ws, method), hide_index=True, key="auroc_table")
         st.caption(REFERENCE_NOTE)
+    _branch_section(ws, category, method, kinds)
     st.subheader("Threshold")
-    _threshold_section(ws, category, method, kinds, scores)
+    _threshold_section(ws, category, method, rows)
     st.plotly_chart(_histogram(kinds, scores, ws.get_threshold(category, method)), key="score_histogram")
+    _report_section(ws, category, method)
 
 
 evaluate_page()

@@ -33,6 +33,7 @@ class Branch:
     value_range: tuple[float, float] | None
 
 
+# The branch maps a ``Prediction`` may carry, in display order.
 BRANCHES = {
     "local": Branch("Local student", "local student vs teacher: small structural defects (scratches, dents); "
                     "bright = 3× the rarest good-pixel level", (0.0, 0.3)),
@@ -44,7 +45,6 @@ BRANCHES = {
     "histogram": Branch("Histogram cells", "per grid cell, how far its part counts and areas are from the good "
                         f"parts; bright = {2 * EXPLAIN_ABOVE:g} or more training spreads", (0.0, 2 * EXPLAIN_ABOVE)),
 }
-"""The branch maps a ``Prediction`` may carry, in display order."""
 
 
 # --- the list ------------------------------------------------------------------------------

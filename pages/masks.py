@@ -36,11 +36,11 @@ DETECTOR_LABELS = {
 SEGMENTER_LABELS = {"auto": "auto: SAM if installed, else classic", "sam": "SAM",
                     "classic": "classic (offline region proposals)"}
 PICK_KEY = "masks_pick"
+# (category, "success" | "error", text): the outcome of the last action, shown after a rerun.
 MESSAGE_KEY = "masks_message"
-"""(category, "success" | "error", text): the outcome of the last action, shown after a rerun."""
+# Shown as a message, not a traceback: bad data, missing or wrong weights, a model package missing,
+# and torch's RuntimeErrors (out of memory on the GPU); finished images stay cached for the retry.
 RUN_ERRORS = (DataError, ValueError, MissingWeightsError, IncompatibleWeightsError, DeviceError, ImportError, RuntimeError)
-"""Shown as a message, not a traceback: bad data, missing or wrong weights, a model package missing,
-and torch's RuntimeErrors (out of memory on the GPU); finished images stay cached for the retry."""
 
 
 @dataclasses.dataclass(frozen=True)

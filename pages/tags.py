@@ -25,8 +25,8 @@ from pipeline.workspace import Workspace
 SOURCE_NAMES = {"vocabulary": "vocabulary", "imagenet": "ImageNet", "ram_plus": "RAM++", "user": "user"}
 DECISIONS = ("keep", "drop", "background")
 DECISION_LABELS = {"keep": "keep (part)", "drop": "drop", "background": "background"}
+# (category, text): the outcome of the last suggestion or added tags, shown once.
 MESSAGE_KEY = "tags_message"
-"""(category, text): the outcome of the last suggestion or added tags, shown once."""
 
 
 @dataclass(frozen=True)

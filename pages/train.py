@@ -21,11 +21,11 @@ from pipeline.jobs import cancel_job, current_job, job_log, launch_fit_job, list
 from pipeline.methods import METHODS
 from pipeline.workspace import JobRecord, Workspace, WorkspaceError
 
+# How often the job panel rereads the job while one runs.
 POLL_S = 2.0
-"""How often the job panel rereads the job while one runs."""
 NOTICE_KEY = "train_notice"
+# Metric record keys that are not curves (the x axis, bookkeeping).
 NOT_PLOTTED = {"stage", "step", "epoch", "lr", "seconds", "resumed_from_step"}
-"""Metric record keys that are not curves (the x axis, bookkeeping)."""
 RESUMABLE = ("failed", "cancelled")
 
 

@@ -13,10 +13,11 @@ from pipeline.data.discover import find_categories, load_category
 from pipeline.data.samples import DataError
 from pipeline.data.synth import SynthSettings
 from pipeline.demo import add_demo_data
+from pipeline.methods import METHODS
 from pipeline.workspace import Workspace, WorkspaceError
 
+# Optional session override of the demo generator's counts (tests use tiny demos).
 DEMO_SETTINGS_KEY = "demo_settings"
-"""Optional session override of the demo generator's counts (tests use tiny demos)."""
 
 
 def _open_section() -> None:
@@ -147,7 +148,17 @@ def workspace_data_page() -> None:
         _image_grid(ws, category)
     except DataError as err:
         st.error(str(err))
-    st.page_link("pages/train.py", label="Next: build a detector on the Train page", icon=":material/arrow_forward:")
+    _next_step(ws, category)
+
+
+def _next_step(ws: Workspace, category: str) -> None:
+    """Train when nothing is fitted for the category yet; otherwise review the results."""
+    if not any(ws.model_record(category, method) for method in METHODS):
+        st.page_link("pages/train.py", label="Next: build a detector on the Train page", icon=":material/arrow_forward:")
+        return
+    st.page_link("pages/inspect.py", label="Next: inspect the heat maps, worst first", icon=":material/arrow_forward:")
+    st.page_link("pages/evaluate.py", label="Or: ROC curves, AUROC, threshold and the HTML report on Evaluate",
+                 icon=":material/monitoring:")
 
 
 workspace_data_page()

@@ -108,10 +108,11 @@ def resume_job(workspace: Workspace, job_id: int) -> int:
 
 def _launch(workspace: Workspace, category: str, method: str, params: dict) -> int:
     from pipeline.methods import get_method
+    from pipeline.methods.runner import load_workspace_category
 
     _reap()
-    workspace.category(category)  # unknown category: WorkspaceError before anything starts
     get_method(method)
+    load_workspace_category(workspace, category)  # unknown category or moved data: refused before any process
     if params["profile"] not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {params['profile']!r}")
     job_id = workspace.start_job(FIT_KIND, category, method, params)

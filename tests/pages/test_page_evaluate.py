@@ -1,13 +1,18 @@
-"""Evaluate page: ROC curves, the AUROC table beside the reference rows, the threshold slider."""
+"""Evaluate page: ROC curves (per kind, per branch), the AUROC table beside the reference rows, the
+threshold slider, the report button; the same numbers as the CLI's ``evaluate``."""
 
 from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 
+from pipeline.__main__ import main
+from pipeline.evaluation.auroc import image_auroc_by_kind
+from pipeline.evaluation.evaluate import save_branch_scores
 from pipeline.evaluation.reference import REFERENCE_AUROC
 from pipeline.evaluation.threshold import threshold_for_flagged
 from pipeline.methods.runner import FLAGGED_SETTING
@@ -54,7 +59,7 @@ def test_auroc_table_and_roc_chart(app, page_workspaces):
     assert at.button("run_evaluation").label == "Re-evaluate"
 
 
-def test_flagged_slider_saves_the_threshold(app, workspace_copy):
+def test_flagged_slider_saves_the_threshold(app, workspace_copy, tmp_path):
     ws_path = workspace_copy("evaluated")
     ws = Workspace.open(ws_path)
     val = [r.score for r in ws.scores("pin_tray", "instant", split="validation")]
@@ -79,6 +84,12 @@ def test_flagged_slider_saves_the_threshold(app, workspace_copy):
     assert again.slider("flagged_slider").value == target
     inspect = app.open(ws_path, "pages/inspect.py")
     assert {m.label: m.value for m in inspect.metric}["Threshold"] == f"{after:.3f}"
+    # ... and so does `predict`.
+    image = Path(ws.category("pin_tray").data_root) / "test" / "good" / "000.png"
+    assert main(["predict", "--workspace", str(ws_path), "--category", "pin_tray", "--method", "instant", "--device", "cpu",
+                 str(image), "--out", str(tmp_path / "pred")]) == 0
+    [line] = (tmp_path / "pred" / "scores.jsonl").read_text().splitlines()
+    assert json.loads(line)["threshold"] == pytest.approx(after)
 
 
 def test_evaluation_button_scores_the_test_images(app, workspace_copy):
@@ -96,3 +107,64 @@ def test_evaluation_button_scores_the_test_images(app, workspace_copy):
     assert not at.info
     assert [c.key for c in at.get("plotly_chart")] == ["roc_chart", "score_histogram"]
     assert "instant (ours)" in list(at.dataframe[0].value["method"])
+
+
+def test_page_matches_the_cli_evaluate_numbers(app, workspace_copy, tiny_synth, tmp_path):
+    """The page's AUROC row and ROC curves are those `python -m pipeline evaluate` writes for the same workspace."""
+    ws_path = workspace_copy("fitted")
+    out = tmp_path / "metrics.json"
+    assert main(["evaluate", "--data", str(tiny_synth), "--category", "pin_tray", "--workspace", str(ws_path),
+                 "--method", "instant", "--device", "cpu", "--out", str(out)]) == 0
+    cli = json.loads(out.read_text())
+    at = app.open(ws_path, PAGE)
+
+    df = at.dataframe[0].value
+    ours = df[df["method"] == "instant (ours)"].iloc[0]
+    assert [ours[k] for k in ("logical", "structural", "mean")] == [f"{100 * cli['auroc'][k]:.1f}" for k in ("logical", "structural", "mean")]
+    traces = {t["name"]: t for t in _chart(at, "roc_chart")["data"]}
+    for kind in ("logical", "structural"):
+        trace = traces[f"{kind} vs good"]
+        assert _values(trace["x"]) == pytest.approx(cli["roc"][kind]["fpr"])
+        assert _values(trace["y"]) == pytest.approx(cli["roc"][kind]["tpr"])
+    ws = Workspace.open(ws_path)
+    bad = [r.score for r in ws.scores("pin_tray", "instant", split="test") if r.kind != "good"]
+    assert cli["n"]["logical"] + cli["n"]["structural"] == len(bad)
+    metrics = {m.label: m.value for m in at.metric}
+    missed = sum(s <= ws.get_threshold("pin_tray", "instant") for s in bad)
+    assert metrics["Miss rate on labelled bad parts"] == f"{missed / len(bad):.0%}"
+    assert metrics["Good validation parts flagged"].endswith("of 4")
+
+
+def test_per_branch_roc_curves_and_table(app, workspace_copy):
+    """A method with branch scores gets one ROC chart per defect kind (a curve per branch) and a branch AUROC table."""
+    ws_path = workspace_copy("evaluated")
+    ws = Workspace.open(ws_path)
+    rows = ws.scores("pin_tray", "instant", split="test")
+    rng = np.random.default_rng(0)
+    branch = [{"histogram_global": r.score, "lgst_local": float(rng.normal()), "z_histogram_global": r.score / 2} for r in rows]
+    save_branch_scores(ws.method_dir("pin_tray", "instant"), rows, branch)
+    at = app.open(ws_path, PAGE)
+
+    keys = [c.key for c in at.get("plotly_chart")]
+    assert keys == ["roc_chart", "branch_roc_logical", "branch_roc_structural", "score_histogram"]
+    for kind in ("logical", "structural"):
+        names = [t["name"] for t in _chart(at, f"branch_roc_{kind}")["data"]]
+        assert names == ["chance", "histogram_global", "lgst_local"]  # z-scores rank like their raw score: left out
+    table = [d for d in at.dataframe if "branch" in d.value.columns][0].value
+    assert list(table["branch"]) == ["histogram_global", "lgst_local"]
+    expected = image_auroc_by_kind([r.kind for r in rows], [r.score for r in rows])
+    assert table.iloc[0]["mean"] == f"{100 * expected['mean']:.1f}"
+
+
+def test_report_button_offers_the_html_report(app, page_workspaces):
+    at = app.open(page_workspaces["evaluated"], PAGE)
+    [button] = at.get("download_button")
+    assert button.proto.label == "Download the HTML report"
+    assert button.proto.deferred_file_id  # built on click (tested in a real browser and in tests/unit/evaluation)
+
+
+def test_workspace_page_points_to_review_once_fitted(app, page_workspaces):
+    labels = lambda at: [link.proto.label for link in at.get("page_link")]  # noqa: E731
+    assert labels(app.open(page_workspaces["data"])) == ["Next: build a detector on the Train page"]
+    assert labels(app.open(page_workspaces["fitted"]))[:2] == [
+        "Next: inspect the heat maps, worst first", "Or: ROC curves, AUROC, threshold and the HTML report on Evaluate"]
