@@ -173,7 +173,7 @@ def _average(records: list[dict]) -> dict:
 
 
 def format_step(record: dict, steps: int) -> str:
-    """``step 120/1200  loss 3.214 (local 1.204 global 1.010 fusion 1.000)  lr 1.0e-03  42.1 s``."""
+    """``step 120/500  loss 3.214 (local 1.204 global 1.010 fusion 1.000)  lr 1.0e-03  42.1 s``."""
     parts = " ".join(f"{name[5:]} {record[name]:.3f}" for name in LOSS_PARTS if name in record)
     return (f"step {record['step']}/{steps}  loss {record['loss']:.3f} ({parts})  lr {record['lr']:.1e}  "
             f"{record['seconds']:.1f} s")

@@ -31,17 +31,23 @@ class LocalStudent(nn.Module):
         grid: output side; the trunk's map (about S/4 + 6 with padding) is resized to it.
     """
 
-    def __init__(self, out_channels: int, widths: tuple[int, int] = (256, 512), grid: int = 64) -> None:
+    def __init__(self, out_channels: int, widths: tuple[int, int] = (256, 512), grid: int = 64,
+                 norm: bool = False) -> None:
         super().__init__()
         w1, w2 = int(widths[0]), int(widths[1])
         self.grid = int(grid)
+
+        def act(width: int) -> list[nn.Module]:
+            # GroupNorm (per image, so batch size and eval mode don't matter) speeds up short runs.
+            return ([nn.GroupNorm(8, width)] if norm else []) + [nn.ReLU(inplace=True)]
+
         # Zero padding as in CSAD's padded PDN, so border parts are scored too.
         self.trunk = nn.Sequential(
-            nn.Conv2d(3, w1, 4, padding=3), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2, padding=1),
-            nn.Conv2d(w1, w2, 4, padding=3), nn.ReLU(inplace=True), nn.AvgPool2d(2, 2, padding=1),
-            nn.Conv2d(w2, w2, 1), nn.ReLU(inplace=True),
-            nn.Conv2d(w2, w2, 3, padding=1), nn.ReLU(inplace=True),
-            nn.Conv2d(w2, w2, 4, padding=3), nn.ReLU(inplace=True),
+            nn.Conv2d(3, w1, 4, padding=3), *act(w1), nn.AvgPool2d(2, 2, padding=1),
+            nn.Conv2d(w1, w2, 4, padding=3), *act(w2), nn.AvgPool2d(2, 2, padding=1),
+            nn.Conv2d(w2, w2, 1), *act(w2),
+            nn.Conv2d(w2, w2, 3, padding=1), *act(w2),
+            nn.Conv2d(w2, w2, 4, padding=3), *act(w2),
         )
         self.teacher_head = nn.Conv2d(w2, out_channels, 1)
         self.global_head = nn.Conv2d(w2, out_channels, 1)

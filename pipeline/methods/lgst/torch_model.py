@@ -36,7 +36,7 @@ class LgstNet(nn.Module):
         c, grid = settings.out_channels, settings.grid
         self.settings = settings
         self.teacher = Teacher(backbone, settings.stages, c, grid, settings.seed)
-        self.local = LocalStudent(c, settings.local_width, grid)
+        self.local = LocalStudent(c, settings.local_width, grid, settings.local_norm)
         self.global_student = GlobalStudent(c, settings.image_size, grid, settings.global_width,
                                             settings.attention, settings.attention_dim)
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipeline.methods.segmentation.augment import AugmentSettings
+from pipeline.methods.settings_io import settings_from_dict
 from pipeline.methods.segmentation.losses import SegLossWeights
 from pipeline.methods.segmentation.lsa import LsaSettings
 
@@ -114,15 +115,5 @@ class SegmentationSettings:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "SegmentationSettings":
         """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(raw) - known)
-        if unknown:
-            raise ValueError(f"unknown segmentation settings: {', '.join(unknown)}")
-        values = dict(raw)
         nested = {"loss": SegLossWeights, "lsa": LsaSettings, "augment": AugmentSettings}
-        for name, kind in nested.items():
-            if isinstance(values.get(name), dict):
-                values[name] = kind(**values[name])
-        if "aspp_rates" in values:
-            values["aspp_rates"] = tuple(values["aspp_rates"])
-        return cls(**values)
+        return settings_from_dict(cls, raw, "segmentation", nested, tuples=("aspp_rates",))
