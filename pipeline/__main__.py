@@ -6,7 +6,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline import commands
 from pipeline.data.images import ImageReadError
 from pipeline.data.samples import DataError
 from pipeline.device import DeviceError
@@ -47,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     _method_args(p, with_data=False)
     p.add_argument("images", nargs="+", type=Path, help="image files")
     p.add_argument("--out", type=Path, required=True, help="output folder")
+    _bundle_predict_args(p)
 
     p = sub.add_parser("synth", help="generate the synthetic LOCO-layout benchmark")
     p.add_argument("--out", type=Path, required=True)
@@ -104,18 +104,163 @@ def build_parser() -> argparse.ArgumentParser:
                         help="ignore the checkpoint of an interrupted run and train from scratch")
     p.set_defaults(restart=False)  # both flags share ``restart``; without this --resume's default (True) wins
 
+    _train_lgst_parser(sub)
+    _jobs_parser(sub)
+    _report_parser(sub)
+    _deploy_parsers(sub)
     sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
     return parser
 
 
+def _train_lgst_parser(sub) -> None:
+    p = sub.add_parser("train-lgst", help="train a category's LGST students (local + global) into the method folder fit reuses")
+    p.add_argument("--workspace", type=Path, required=True, help="an existing workspace")
+    p.add_argument("--category", required=True, help="a category with pseudo-labels (pseudo-labels command or Masks page)")
+    p.add_argument("--method", choices=("aecsad", "csad"), default="aecsad",
+                   help="aecsad: global student with self-attention; csad: the plain CNN one (default: aecsad)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="quick: CPU-friendly (500 steps, narrow students); paper: thesis settings (70000 steps)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--steps", type=int, help="override the profile's number of steps (fit then trains its own students)")
+    p.add_argument("--backbone", default="auto", help="auto, efficientnet_lite0 or wide_resnet50_2 (see fit --help)")
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="restart", action="store_false",
+                        help="continue an interrupted run from its last checkpoint when its settings and data "
+                        "match (the default)")
+    resume.add_argument("--restart", dest="restart", action="store_true",
+                        help="ignore the checkpoint of an interrupted run and train from scratch")
+    p.set_defaults(restart=False)
+
+
+def _bundle_predict_args(p: argparse.ArgumentParser) -> None:
+    """``predict --bundle FILE``: score with a model bundle instead of a workspace."""
+    p.add_argument("--bundle", type=Path, help="a model bundle (export --format bundle); then --workspace and "
+                   "--category are not needed")
+    for action in p._actions:
+        if action.dest in ("workspace", "category"):
+            action.required = False
+            action.help = (action.help or "") + " (not with --bundle)"
+
+
+def _deploy_parsers(sub) -> None:
+    from pipeline.deploy_commands import EXPORT_HELP
+
+    p = sub.add_parser("bench", help="time every stage (batch 1 latency, batch 8 throughput, memory, training "
+                       "step) of aecsad, csad and instant beside EfficientAD-S/M and PatchCore; no workspace needed")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    p.add_argument("--methods", nargs="+", help="any of aecsad csad instant efficientad_s efficientad_m patchcore "
+                   "(default: all; the ratios need aecsad, efficientad_m and patchcore)")
+    p.add_argument("--profile", choices=("quick", "paper"), default="quick",
+                   help="network widths to time: quick (the CPU profile's narrow students) or paper (thesis widths)")
+    p.add_argument("--out", type=Path, help="JSON file to write")
+    p.add_argument("--repeats", type=int, help="timed runs per figure (default: as many as --budget-s allows, 1 to 7)")
+    p.add_argument("--budget-s", type=float, default=3.0, help="seconds of timed runs per figure (default: 3)")
+    p.add_argument("--skip-training", action="store_true", help="leave out the training-step timings")
+    p.add_argument("--train-images", type=int, default=200, help="training images the memory banks are sized for")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+
+    p = sub.add_parser("export", help="export a fitted model: ONNX graph with maps, or a one-file bundle",
+                       description=EXPORT_HELP)
+    p.add_argument("--workspace", type=Path, required=True, help="an existing workspace")
+    p.add_argument("--category", required=True, help="a category fitted in it")
+    p.add_argument("--method", default="aecsad", help="fitted method (default: aecsad; onnx: aecsad or csad)")
+    p.add_argument("--format", choices=("onnx", "bundle"), default="onnx", help=EXPORT_HELP)
+    p.add_argument("--out", type=Path, required=True, help="file to write (.onnx or .bundle)")
+    p.add_argument("--check", nargs="+", type=Path, metavar="IMAGE",
+                   help="onnx: also run these images through ONNX Runtime and PyTorch and print the differences")
+
+
+def _report_parser(sub) -> None:
+    p = sub.add_parser("report", help="write a self-contained HTML report (AUROC, ROC curves, threshold, worst images)")
+    p.add_argument("--workspace", type=Path, required=True, help="an existing workspace")
+    p.add_argument("--category", required=True, help="a category fitted in it (evaluated first if it never was)")
+    p.add_argument("--method", default="instant", help="detection method (default: instant)")
+    p.add_argument("--out", type=Path, required=True, help="HTML file to write")
+    p.add_argument("--worst", type=int, default=8, help="worst test images shown with their heat maps (default: 8)")
+    p.add_argument("--reevaluate", action="store_true", help="score the test images again before writing the report")
+    p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda (only used to evaluate)")
+
+
+def _jobs_parser(sub) -> None:
+    p = sub.add_parser("jobs", help="fit in a background process: start, list, show, cancel, resume jobs")
+    jobs = p.add_subparsers(dest="jobs_command", required=True)
+    start = jobs.add_parser("start", help="start fitting a registered category in the background; prints the job id")
+    start.add_argument("--workspace", type=Path, required=True, help="an existing workspace (or one --data creates)")
+    start.add_argument("--category", required=True, help="a category registered in it (import command, or --data)")
+    start.add_argument("--method", default="instant", help="detection method (default: instant)")
+    start.add_argument("--data", type=Path, help="register the category from this folder first, like fit does")
+    start.add_argument("--profile", choices=("quick", "paper"), default="quick")
+    start.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
+    start.add_argument("--seed", type=int, default=0)
+    start.add_argument("--backbone", default="auto", help="auto, efficientnet_lite0 or wide_resnet50_2 (see fit --help)")
+    p = jobs.add_parser("list", help="recent jobs, newest first")
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--limit", type=int, default=20)
+    for name, text in (("show", "a job's stage, step, ETA, last losses and log tail"),
+                       ("cancel", "cancel a running job (checkpoints are kept; resume continues from them)"),
+                       ("resume", "start a failed or cancelled job again from its checkpoints; prints the new id")):
+        p = jobs.add_parser(name, help=text)
+        p.add_argument("--workspace", type=Path, required=True)
+        p.add_argument("--job", type=int, required=True, help="job id (see jobs list)")
+        if name == "show":
+            p.add_argument("--log-lines", type=int, default=20, help="lines of the worker log to show")
+
+
+def _worker_parser() -> argparse.ArgumentParser:
+    # Hidden: started by ``pipeline.jobs.launch_fit_job``, not by people, so not in --help.
+    parser = argparse.ArgumentParser(prog="python -m pipeline job-worker")
+    parser.add_argument("--workspace", type=Path, required=True)
+    parser.add_argument("--job", type=int, required=True)
+    return parser
+
+
+def run_jobs(args: argparse.Namespace) -> int:
+    from pipeline import commands
+
+    if args.jobs_command == "start":
+        return commands.jobs_start_command(
+            args.workspace, args.category, args.method, args.profile, args.device, args.seed, args.backbone, args.data
+        )
+    if args.jobs_command == "list":
+        return commands.jobs_list_command(args.workspace, args.limit)
+    if args.jobs_command == "show":
+        return commands.jobs_show_command(args.workspace, args.job, args.log_lines)
+    if args.jobs_command == "cancel":
+        return commands.jobs_cancel_command(args.workspace, args.job)
+    return commands.jobs_resume_command(args.workspace, args.job)
+
+
+def _run_deploy(args: argparse.Namespace) -> int:
+    from pipeline import deploy_commands  # imported on use: loads torch models
+
+    if args.command == "bench":
+        return deploy_commands.bench_command(args.device, args.methods, args.out, args.profile, args.repeats,
+                                             args.budget_s, args.skip_training, args.train_images, args.threads)
+    if args.command == "export":
+        return deploy_commands.export_command(args.workspace, args.category, args.method, args.format, args.out,
+                                              check_images=args.check)
+    return deploy_commands.predict_bundle_command(args.bundle, args.images, args.out, args.device)
+
+
 def run(args: argparse.Namespace) -> int:
+    if args.command == "job-worker":  # before importing every command: a worker should start fast
+        from pipeline.jobs.worker import run_worker
+
+        return run_worker(args.workspace, args.job)
+    from pipeline import commands
+
     if args.command == "fit":
         return commands.fit_command(
             args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed, args.backbone
         )
     if args.command == "evaluate":
         return commands.evaluate_command(args.data, args.category, args.workspace, args.method, args.out, args.device)
+    if args.command in ("bench", "export") or (args.command == "predict" and args.bundle is not None):
+        return _run_deploy(args)
     if args.command == "predict":
+        if args.workspace is None or args.category is None:
+            raise ValueError("predict needs --workspace and --category, or --bundle FILE")
         return commands.predict_command(args.workspace, args.category, args.method, args.images, args.out, args.device)
     if args.command == "synth":
         return commands.synth_command(args.out, args.categories, args.seed, args.n_train, args.n_test, args.size)
@@ -140,11 +285,34 @@ def run(args: argparse.Namespace) -> int:
         return segmentation_commands.train_seg_command(
             args.workspace, args.category, args.profile, args.device, args.seed, args.epochs, args.restart
         )
+    if args.command == "train-lgst":
+        from pipeline import lgst_commands  # imported on use: loads torch models
+
+        return lgst_commands.train_lgst_command(
+            args.workspace, args.category, args.method, args.profile, args.device, args.seed, args.steps,
+            args.backbone, args.restart,
+        )
+    if args.command == "jobs":
+        return run_jobs(args)
+    if args.command == "report":
+        from pipeline import report_commands
+
+        return report_commands.report_command(
+            args.workspace, args.category, args.method, args.out, args.device, args.worst, args.reevaluate
+        )
     return commands.doctor_command()
 
 
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The parsed command line; ``job-worker`` has its own parser so it stays out of --help."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["job-worker"]:
+        return _worker_parser().parse_args(argv[1:], argparse.Namespace(command="job-worker"))
+    return build_parser().parse_args(argv)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
     try:
         return run(args)
     except EXPECTED_ERRORS as err:

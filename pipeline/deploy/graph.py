@@ -1,0 +1,128 @@
+"""The whole AeCSAD/CSAD inference as one ``nn.Module`` with every statistic baked in.
+
+``DetectorGraph(detector)`` computes, from images already resized to the networks' input side,
+what ``LgstDetector.predict`` computes (same modules, same arithmetic): the segmenter's label map,
+the class-area fractions of the whole image and of the 2×2 grid, their Mahalanobis distances,
+the LGST maps (teacher, local and global students), their quantile normalisation, the trimmed-z
+fusion and the fused image score. It is what ``onnx_export`` traces, so an exported model
+returns the score *and* the maps, not a score only.
+
+Left out of the graph, on purpose (done by ``bundle.prediction_from_outputs`` in NumPy, the same
+code the workspace detector runs):
+
+- component **counts** (8-connected components per class and cell, ``scipy.ndimage.label``):
+  there is no connected-component operator in ONNX and an iterative label propagation would
+  need an unbounded loop. Counts never enter the image score (the Mahalanobis distances use area
+  fractions only); they feed the explanation sentences and the histogram cell map, which are
+  computed from the exported label map.
+- resizing the maps to the label map's (display) size, and the input resize itself: the graph
+  takes ``S×S`` images (``S`` = the segmenter's side; the LGST input gets its own side when the
+  two differ) so the export is the arithmetic of the networks, not of a resampler.
+
+Inputs are float32 RGB ``(N, 3, S, S)`` in 0..255 (a uint8 image cast to float); the ImageNet
+normalisation is inside the graph.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
+from pipeline.methods.histogram.scoring import _bounds
+from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
+
+OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_map", "fractions",
+           "branch_scores", "z_scores")
+"""Output names, in order. ``anomaly_map``/``local``/``global``/``teacher_global``: ``(N, g, g)``
+float32 at the LGST grid; ``label_map``: ``(N, S, S)`` int64; ``fractions``: ``(N, 1 + P², K)``
+float64 (region 0 = whole image); ``branch_scores``/``z_scores``: ``(N, 3)`` float64 in the order of
+``BRANCHES`` (histogram_global, histogram_grid, lgst); ``score``: ``(N,)`` float64."""
+
+
+def _scale(q) -> float:
+    spread = q.end - q.start
+    return 0.1 / spread if spread > 1e-6 else 1.0  # as QuantileRange.__call__
+
+
+class DetectorGraph(nn.Module):
+    """``forward(image[, image_lgst])`` → the tuple named by ``OUTPUTS``."""
+
+    def __init__(self, detector: LgstDetector) -> None:
+        super().__init__()
+        hist, net = detector.hist, detector.net
+        self.seg, self.lgst = hist.net.eval(), net.eval()
+        self.seg_size, self.lgst_size = int(hist.size), int(net.settings.image_size)
+        model = hist.model
+        self.n_labels, self.grid = model.n_classes + 1, model.grid
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1))
+        self.register_buffer("labels", torch.arange(self.n_labels).view(1, -1, 1, 1))
+        for name in ("global_mean", "global_precision", "grid_mean", "grid_precision"):
+            self.register_buffer(name, torch.from_numpy(np.asarray(getattr(model, name), np.float64).copy()))
+        zs = [hist.global_z, hist.grid_z]
+        self.register_buffer("hist_z", torch.tensor([[z.mean, z.std] for z in zs], dtype=torch.float64))
+        self.register_buffer("fusion_z", torch.tensor(
+            [[detector.fusion.branches[b].mean, detector.fusion.branches[b].std] for b in BRANCHES], dtype=torch.float64))
+        norm = detector.norm
+        self.local_start, self.local_scale = float(norm.local.start), _scale(norm.local)
+        self.global_start, self.global_scale = float(norm.global_.start), _scale(norm.global_)
+
+    @property
+    def input_names(self) -> tuple[str, ...]:
+        return ("image",) if self.seg_size == self.lgst_size else ("image", "image_lgst")
+
+    def _normalise(self, image: torch.Tensor) -> torch.Tensor:
+        return (image / 255.0 - self.mean) / self.std  # to_tensor_batch's arithmetic, in that order
+
+    def fractions(self, label_map: torch.Tensor) -> torch.Tensor:
+        """``(N, S, S)`` labels → ``(N, 1 + P², K)`` float64 area fractions (as ``_fractions``)."""
+        onehot = (label_map[:, None] == self.labels).to(torch.float32)  # 0/1: sums below 2^24 are exact
+        h, w = label_map.shape[-2:]
+        rows, cols = _bounds(int(h), self.grid), _bounds(int(w), self.grid)
+        out = [onehot.sum(dim=(2, 3)).to(torch.float64) / float(h * w)]
+        for r in range(self.grid):
+            for c in range(self.grid):
+                cell = onehot[:, :, int(rows[r]):int(rows[r + 1]), int(cols[c]):int(cols[c + 1])]
+                size = max(int(rows[r + 1] - rows[r]) * int(cols[c + 1] - cols[c]), 1)
+                out.append(cell.sum(dim=(2, 3)).to(torch.float64) / float(size))
+        return torch.stack(out, dim=1)
+
+    @staticmethod
+    def _mahalanobis(x: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
+        d = x - mean
+        return ((d @ precision) * d).sum(dim=1).clamp_min(0.0).sqrt()
+
+    def forward(self, image: torch.Tensor, image_lgst: torch.Tensor | None = None):
+        x = self._normalise(image)
+        label_map = self.seg(x).argmax(dim=1)
+        fractions = self.fractions(label_map)
+        n = fractions.shape[0]
+        d_global = self._mahalanobis(fractions[:, 0], self.global_mean, self.global_precision)
+        d_grid = self._mahalanobis(fractions[:, 1:].reshape(n, -1), self.grid_mean, self.grid_precision)
+
+        y = x if image_lgst is None else self._normalise(image_lgst)
+        maps = self.lgst.maps(y)
+        local = (maps["local"] - self.local_start) * self.local_scale
+        global_ = (maps["global"] - self.global_start) * self.global_scale
+        combined = local + global_
+        lgst_score = combined.amax(dim=(1, 2)).to(torch.float64)
+
+        branch = torch.stack([d_global, d_grid, lgst_score], dim=1)
+        z = (branch - self.fusion_z[:, 0]) / self.fusion_z[:, 1]
+        return (z.sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
+
+
+def graph_inputs(graph: DetectorGraph, images: list[np.ndarray]) -> tuple[torch.Tensor, ...]:
+    """The graph's input tensors for RGB uint8 images of any size: each resized the way the
+    workspace detector resizes it for that network (PIL bilinear to uint8 for the segmenter, as
+    ``predicted_maps``; ``to_tensor_batch``'s float resize for LGST, given to the graph in 0..255)."""
+    from pipeline.methods.segmentation.data import _resize_image
+    from pipeline.models.preprocess import _resize_image as float_resize
+
+    seg = torch.stack([torch.from_numpy(_resize_image(im, graph.seg_size)).permute(2, 0, 1).float() for im in images])
+    if graph.seg_size == graph.lgst_size and all(im.shape[:2] == (graph.seg_size,) * 2 for im in images):
+        return (seg,) if len(graph.input_names) == 1 else (seg, seg)
+    lgst = torch.cat([float_resize(im, graph.lgst_size) for im in images]) * 255.0
+    return (seg,) if len(graph.input_names) == 1 else (seg, lgst)

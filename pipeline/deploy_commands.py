@@ -1,0 +1,113 @@
+"""CLI subcommands of deployment: ``bench``, ``export`` and ``predict --bundle`` (see ``pipeline.deploy``)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+EXPORT_HELP = (
+    "onnx: the whole aecsad/csad inference graph (segmenter, histogram distances, teacher, students, map "
+    "normalisation and fusion baked in) returning the score, the fused map and the branch maps; component "
+    "COUNTS are not in it (ONNX has no connected-component operator; they never enter the score) and are "
+    "computed from its label_map output in NumPy, as the bundle predictor does. bundle: one file with the "
+    "weights (safetensors), settings, statistics, threshold, class names and a sha256 manifest, for "
+    "`predict --bundle` (aecsad, csad, histogram, instant)."
+)
+
+
+def bench_command(device: str, methods: list[str] | None, out: Path | None, profile: str, repeats: int | None,
+                  budget_s: float, skip_training: bool, n_train: int, threads: int | None) -> int:
+    from pipeline.deploy.bench import BenchOptions, format_table, run_bench
+
+    options = BenchOptions(device=device, methods=tuple(methods) if methods else None, profile=profile,
+                           repeats=repeats, budget_s=budget_s, training=not skip_training, n_train=n_train,
+                           threads=threads)
+    result = run_bench(options, log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(format_table(result))
+    if out is not None:
+        from pipeline.workspace.files import atomic_write_json
+
+        atomic_write_json(out, result)
+        print(f"wrote {out}")
+    return 0
+
+
+def export_command(workspace: Path, category: str, method: str, fmt: str, out: Path, device: str = "cpu",
+                   check_images: list[Path] | None = None) -> int:
+    if fmt == "bundle":
+        from pipeline.deploy.bundle import bundle_from_workspace
+
+        manifest = bundle_from_workspace(workspace, category, method, out, device="cpu")
+        size = sum(p["bytes"] for p in manifest["parts"].values())
+        print(f"wrote bundle {out} ({size / 1e6:.1f} MB): {method} on {category}; "
+              f"weights sha256 {manifest['parts']['weights.safetensors']['sha256'][:16]}…")
+        return 0
+    if fmt != "onnx":
+        raise ValueError(f"unknown export format {fmt!r}; choose onnx or bundle")
+    import torch
+
+    from pipeline.deploy.graph import graph_inputs
+    from pipeline.deploy.onnx_export import export_onnx, onnx_session, parity
+    from pipeline.methods.runner import load_detector
+    from pipeline.workspace import Workspace
+
+    ws = Workspace.open(workspace, create=False)
+    detector = load_detector(ws, category, method, torch.device("cpu"))
+    threshold = ws.get_threshold(category, method)
+    meta = {"method": method, "category": category, "threshold": threshold,
+            "class_names": {str(k): v for k, v in detector.hist.class_names.items()} if hasattr(detector, "hist") else {}}
+    graph = export_onnx(detector, out, meta)
+    print(f"wrote {out} (inputs {', '.join(graph.input_names)}; outputs score, anomaly_map, local, global, "
+          "teacher_global, label_map, fractions, branch_scores, z_scores)")
+    if check_images:
+        from pipeline.data.images import load_rgb
+
+        diffs = parity(graph, onnx_session(out), graph_inputs(graph, [load_rgb(p) for p in check_images]))
+        print("ONNX Runtime vs PyTorch, largest abs difference: " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    return 0
+
+
+def predict_bundle_command(bundle_path: Path, images: list[Path], out: Path, device: str = "auto") -> int:
+    """``predict --bundle``: the same files as ``predict`` (heat maps + ``scores.jsonl``), no workspace."""
+    from tqdm import tqdm
+
+    from pipeline.commands import heatmap_names
+    from pipeline.data.images import ImageReadError, load_rgb
+    from pipeline.deploy.bundle import load_bundle_detector, read_bundle
+    from pipeline.device import resolve_device
+    from pipeline.evaluation.heatmap import overlay
+    from pipeline.workspace.files import atomic_save_png, atomic_write_text
+
+    bundle = read_bundle(bundle_path)  # refuses a tampered bundle before anything is built from it
+    detector = load_bundle_detector(bundle, resolve_device(device))
+    threshold = bundle.threshold
+    low, high = bundle.display_range
+    lines, failures = [], 0
+    names = heatmap_names(images)
+    for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
+        try:
+            rgb = load_rgb(path)
+        except ImageReadError as err:
+            print(f"skipped: {err}", file=sys.stderr)
+            failures += 1
+            continue
+        pred = detector.predict([rgb])[0]
+        heat_path = out / names[path]
+        atomic_save_png(heat_path, overlay(rgb, pred.anomaly_map, low, high, 0.5))
+        row = {
+            "image": str(path), "score": pred.score, "threshold": threshold,
+            "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
+            "heatmap": str(heat_path), "bundle": str(bundle_path),
+        }
+        if pred.branch_scores:
+            row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
+        if pred.explanations:
+            row["explanations"] = list(pred.explanations)
+        lines.append(json.dumps(row))
+        print(lines[-1])
+    atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))
+    if failures:
+        print(f"error: {failures} of {len(images)} images could not be read", file=sys.stderr)
+        return 1
+    return 0
