@@ -126,9 +126,17 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
     """Heat-map PNG per image plus ``scores.jsonl``; unreadable images are reported and skipped."""
     ws = Workspace.open(workspace, create=False)
     detector = load_detector(ws, category, method, device)
-    threshold = ws.get_threshold(category, method)
     record = ws.model_record(category, method)
-    low, high = (record.metrics or {}).get("display_range", [0.0, 1.0])
+    display = tuple((record.metrics or {}).get("display_range", [0.0, 1.0]))
+    return write_predictions(detector, images, out, ws.get_threshold(category, method), display)
+
+
+def write_predictions(detector, images: list[Path], out: Path, threshold: float | None,
+                      display: tuple[float, float], extra: dict | None = None) -> int:
+    """Score ``images`` one by one: a heat-map PNG each and one ``scores.jsonl`` row each (score,
+    threshold, verdict, branch scores, explanations, plus ``extra``); exit code 1 if any image
+    could not be read (those are reported and skipped), else 0."""
+    low, high = display
     lines, failures = [], 0
     names = heatmap_names(images)
     for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
@@ -144,7 +152,7 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
         row = {
             "image": str(path), "score": pred.score, "threshold": threshold,
             "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
-            "heatmap": str(heat_path),
+            "heatmap": str(heat_path), **(extra or {}),
         }
         if pred.branch_scores:  # e.g. the histogram method's global and grid distances
             row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}

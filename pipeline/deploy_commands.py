@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -70,44 +69,12 @@ def export_command(workspace: Path, category: str, method: str, fmt: str, out: P
 
 def predict_bundle_command(bundle_path: Path, images: list[Path], out: Path, device: str = "auto") -> int:
     """``predict --bundle``: the same files as ``predict`` (heat maps + ``scores.jsonl``), no workspace."""
-    from tqdm import tqdm
-
-    from pipeline.commands import heatmap_names
-    from pipeline.data.images import ImageReadError, load_rgb
+    from pipeline.commands import write_predictions
     from pipeline.deploy.bundle import load_bundle_detector, read_bundle
     from pipeline.device import resolve_device
-    from pipeline.evaluation.heatmap import overlay
-    from pipeline.workspace.files import atomic_save_png, atomic_write_text
 
     bundle = read_bundle(bundle_path)  # refuses a tampered bundle before anything is built from it
     detector = load_bundle_detector(bundle, resolve_device(device))
-    threshold = bundle.threshold
-    low, high = bundle.display_range
-    lines, failures = [], 0
-    names = heatmap_names(images)
-    for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
-        try:
-            rgb = load_rgb(path)
-        except ImageReadError as err:
-            print(f"skipped: {err}", file=sys.stderr)
-            failures += 1
-            continue
-        pred = detector.predict([rgb])[0]
-        heat_path = out / names[path]
-        atomic_save_png(heat_path, overlay(rgb, pred.anomaly_map, low, high, 0.5))
-        row = {
-            "image": str(path), "score": pred.score, "threshold": threshold,
-            "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
-            "heatmap": str(heat_path), "bundle": str(bundle_path),
-        }
-        if pred.branch_scores:
-            row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
-        if pred.explanations:
-            row["explanations"] = list(pred.explanations)
-        lines.append(json.dumps(row))
-        print(lines[-1])
-    atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))
-    if failures:
-        print(f"error: {failures} of {len(images)} images could not be read", file=sys.stderr)
-        return 1
-    return 0
+    return write_predictions(detector, images, out, bundle.threshold, tuple(bundle.display_range),
+                             extra={"bundle": str(bundle_path)})
+

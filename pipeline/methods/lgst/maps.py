@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
 from pipeline.methods.lgst.torch_model import LgstNet
 from pipeline.models.preprocess import to_tensor_batch
