@@ -187,20 +187,25 @@ def _lgst_training(run: _Runner, net) -> dict:
     with torch.no_grad():
         teacher = net.teacher(x)
     optimizer = torch.optim.Adam(net.student_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    net.train()
+    timing = _time_training_step(run, net, optimizer, lambda: net(x, x_aug, augmented, teacher)[0], batch)
+    run.log(f"  lgst training step (batch {batch}): {1e3 * timing['median_s']:.1f} ms (n={timing['n']})")
+    return timing
 
+
+def _time_training_step(run: "_Runner", module, optimizer, loss_fn, batch: int) -> dict:
+    """Median seconds of one optimizer step (forward, backward, update) with ``module`` in train mode."""
     def step():
-        loss, _ = net(x, x_aug, augmented, teacher)
+        loss = loss_fn()
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
 
+    module.train()
     try:
         timing = measure(step, run.device, run.policy)
     finally:
-        net.eval()
+        module.eval()
     timing["batch_size"] = batch
-    run.log(f"  lgst training step (batch {batch}): {1e3 * timing['median_s']:.1f} ms (n={timing['n']})")
     return timing
 
 
@@ -218,22 +223,12 @@ def _segmenter_training(run: _Runner, seg_net, profile: str) -> dict:
     y = torch.randint(0, seg_net.n_labels, (batch, size, size), generator=generator).to(run.device)
     reference = torch.full((seg_net.n_labels,), 1.0 / seg_net.n_labels, device=run.device)
     optimizer = torch.optim.Adam(seg_net.head_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    seg_net.train()
+    def loss():
+        return total_loss(seg_net(x), y, settings.loss, settings.epochs - 1, settings.epochs,
+                          unlabelled_logits=seg_net(u), reference_hist=reference, gamma=settings.focal_gamma,
+                          stage_start=settings.stage_start)[0]
 
-    def step():
-        logits = seg_net(x)
-        loss, _ = total_loss(logits, y, settings.loss, settings.epochs - 1, settings.epochs,
-                             unlabelled_logits=seg_net(u), reference_hist=reference, gamma=settings.focal_gamma,
-                             stage_start=settings.stage_start)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    try:
-        timing = measure(step, run.device, run.policy)
-    finally:
-        seg_net.eval()
-    timing["batch_size"] = batch
+    timing = _time_training_step(run, seg_net, optimizer, loss, batch)
     run.log(f"  segmenter training step (batch {batch} + {batch} unlabelled): {1e3 * timing['median_s']:.1f} ms")
     return timing
 
