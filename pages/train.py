@@ -19,6 +19,7 @@ from pipeline.device import DeviceError, cuda_summary, describe_device, resolve_
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.jobs import cancel_job, current_job, job_log, launch_fit_job, list_jobs, resume_job, running_job
 from pipeline.methods import METHODS
+from pipeline.methods.zeroshot import ZEROSHOT, prompt_word, set_object_word, unavailable_reason
 from pipeline.workspace import JobRecord, Workspace, WorkspaceError
 
 # How often the job panel rereads the job while one runs.
@@ -56,6 +57,19 @@ def _settings() -> tuple[str, str, int]:
     with cols[2]:
         seed = int(st.number_input("Seed", 0, 2**31 - 1, 0, key="train_seed"))
     return profile, device, seed
+
+
+def _zeroshot_inputs(ws: Workspace, category: str) -> bool:
+    # The zero-shot method's prompt word; True when the method cannot run here (the reason is shown).
+    current = prompt_word(ws, category)
+    word = st.text_input("Object word in the prompts", value=current, key=f"zeroshot_object_{category}",
+                         help='Fills "a photo of a flawless {object}" and "a photo of a damaged {object}"')
+    if word.strip() and " ".join(word.split()) != current:
+        set_object_word(ws, category, word)
+    reason = unavailable_reason()
+    if reason:
+        st.warning("The zero-shot method cannot run here.  \n" + reason.replace("\n", "  \n"))
+    return reason is not None
 
 
 # --- launching -----------------------------------------------------------------------------
@@ -239,10 +253,11 @@ def train_page() -> None:
     category = require_category(ws, key="train_category")
     method = select_method(key="train_method")
     st.caption(METHODS[method].summary)
+    blocked = method == ZEROSHOT.name and _zeroshot_inputs(ws, category)
     profile, device, seed = _settings()
     left, right = st.columns(2)
     if left.button("Start training job", type="primary", key="fit_button", icon=":material/play_arrow:",
-                   help="Runs in the background; one job per workspace at a time"):
+                   help="Runs in the background; one job per workspace at a time", disabled=blocked):
         _launch(ws, category, method, profile, device, seed)
     fitted = ws.model_record(category, method) is not None
     running = running_job(ws)

