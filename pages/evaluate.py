@@ -17,6 +17,9 @@ from pipeline.evaluation.report import (
     AUROC_KEYS, auroc_rows, branch_auroc_table, branch_rocs, kind_rocs, threshold_summary, write_report,
 )
 from pipeline.evaluation.roc import RocCurve
+from pipeline.evaluation.calibration import CALIBRATED, CalibrationSettings
+from pipeline.methods.calibrate import apply_calibration, calibrate_method, calibration_applied, marked_bad_samples
+from pipeline.methods.calibrated import load_calibration
 from pipeline.methods.runner import FLAGGED_SETTING, store_threshold
 from pipeline.workspace import ScoreRow, Workspace
 
@@ -89,6 +92,43 @@ def _threshold_section(ws: Workspace, category: str, method: str, test_rows: lis
     st.caption("Saved in the workspace; Inspect and `predict` use it.")
 
 
+def _calibration_section(ws: Workspace, category: str, method: str) -> None:
+    """Few-shot calibration: fit fusion weights on the images marked bad, compare, apply or revert."""
+    st.subheader("Few-shot calibration")
+    marked = marked_bad_samples(ws, category)
+    st.caption(f"{len(marked)} image(s) marked bad (mark them on the Inspect page). With at least "
+               f"{CalibrationSettings().min_marked}, the branch weights of the fused score and a threshold are fitted on "
+               "them and the good validation images, checked by leave-one-out; with fewer, equal weights stay.")
+    if st.button("Fit fusion weights on the marked images", key="run_calibration", disabled=not marked):
+        try:
+            calibrate_method(ws, category, method, progress=StreamlitProgress())
+        except (FileNotFoundError, ValueError) as err:
+            st.error(str(err))
+    calibration = load_calibration(ws, category, method)
+    if calibration is None:
+        return
+    st.markdown("\n".join(f"- {line.strip()}" for line in calibration.summary_lines()))
+    applied = calibration_applied(ws, category, method)
+    label = ("Score with the calibrated weights and threshold" if calibration.mode == CALIBRATED
+             else "Use the proposed threshold (equal weights)")
+    use = st.toggle(label, value=applied, key="use_calibration", disabled=calibration.threshold is None)
+    if use != applied:
+        apply_calibration(ws, category, method, on=use)
+        st.rerun()
+    _fusion_comparison(ws, category, method)
+
+
+def _fusion_comparison(ws: Workspace, category: str, method: str) -> None:
+    comparison = ((ws.model_record(category, method).metrics or {}).get("fusion_comparison"))
+    if not comparison:
+        st.caption("Re-evaluate to compare both fusions on the test images that were not marked.")
+        return
+    rows = [{"fusion": name, **{k: pct(comparison[name].get(k)) for k in AUROC_KEYS}} for name in ("equal", "calibrated")]
+    st.markdown(f"**Image AUROC (%) of both fusions** on the test images not used for calibration "
+                f"({comparison['n_marked']} marked image(s) left out; scoring now: {comparison['active']} weights)")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="fusion_comparison")
+
+
 def _report_bytes(ws: Workspace, category: str, method: str) -> Callable[[], bytes]:
     """Deferred: built when the button is clicked; a copy is kept in the workspace's reports/ folder."""
 
@@ -149,6 +189,7 @@ def evaluate_page() -> None:
     st.subheader("Threshold")
     _threshold_section(ws, category, method, rows)
     st.plotly_chart(_histogram(kinds, scores, ws.get_threshold(category, method)), key="score_histogram")
+    _calibration_section(ws, category, method)
     _report_section(ws, category, method)
 
 

@@ -1,5 +1,7 @@
 """Inspect: one image at a time, worst first: the image beside its final heat map, every branch's map
-on demand, score and verdict at the current threshold, and the sentences saying what deviates.
+on demand, score and verdict at the current threshold with how sure it is (borderline verdicts
+marked, and listed alone for a human review), the sentences saying what deviates, and the user's
+own label for the image (few-shot calibration).
 
 Every map is drawn at the image's own resolution; predictions and pictures are cached per model
 version (``app.loaders``), so moving through the list redraws only images not seen yet.
@@ -16,10 +18,11 @@ from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.heatmap import colorize
+from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, Verdict, judge, score_spread
 from pipeline.methods.base import Prediction
 from pipeline.methods.histogram.method import EXPLAIN_ABOVE
 from pipeline.models.preprocess import resize_map
-from pipeline.workspace import Workspace
+from pipeline.workspace import IMAGE_LABELS, Workspace
 
 PICK_KEY = "inspect_pick"
 
@@ -62,7 +65,7 @@ def _step(delta: int, n: int) -> None:
     st.session_state[PICK_KEY] = min(max(st.session_state.get(PICK_KEY, 0) + delta, 0), n - 1)
 
 
-def _navigation(samples: list[Sample], scores: dict[str, float]) -> Sample:
+def _navigation(samples: list[Sample], scores: dict[str, float], verdicts: dict[str, Verdict]) -> Sample:
     n = len(samples)
     if st.session_state.get(PICK_KEY, 0) >= n:
         st.session_state[PICK_KEY] = 0
@@ -70,7 +73,8 @@ def _navigation(samples: list[Sample], scores: dict[str, float]) -> Sample:
     def label(i: int) -> str:
         s = samples[i]
         score = f"{scores[s.key]:.3f}" if s.key in scores else "not scored"
-        return f"#{i + 1} · {s.kind} · {s.path.name} · {score}"
+        flag = "⚠ " if s.key in verdicts and verdicts[s.key].borderline else ""
+        return f"{flag}#{i + 1} · {s.kind} · {s.path.name} · {score}"
 
     prev_col, pick_col, next_col = st.columns([1, 6, 1], vertical_alignment="bottom")
     prev_col.button("◀ Previous", key="prev_image", on_click=_step, args=(-1, n), shortcut="Left",
@@ -84,13 +88,57 @@ def _navigation(samples: list[Sample], scores: dict[str, float]) -> Sample:
 
 # --- one image -----------------------------------------------------------------------------
 
+def _judge_all(ws: Workspace, category: str, method: str, scores: dict[str, float]) -> dict[str, Verdict]:
+    """Each scored image's verdict with its margin; empty without a threshold or validation scores."""
+    threshold = ws.get_threshold(category, method)
+    val = [r.score for r in ws.scores(category, method, split="validation")]
+    if threshold is None or not val:
+        return {}
+    spread, within = score_spread(val), _borderline_within(ws, category, method)
+    return {key: judge(score, threshold, spread, within) for key, score in scores.items()}
+
+
+def _borderline_within(ws: Workspace, category: str, method: str) -> float:
+    return float((ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {}).get(method, BORDERLINE_WITHIN))
+
+
+def _borderline_band(ws: Workspace, category: str, method: str) -> None:
+    current = _borderline_within(ws, category, method)
+    band = st.number_input(
+        "Borderline band (± spreads of the good scores)", 0.0, 5.0, current, 0.1, key="borderline_band",
+        help="A verdict closer than this to the threshold is marked borderline for a human look; one spread is "
+             "the robust standard deviation of the good validation scores")
+    if band != current:
+        choices = dict(ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {})
+        choices[method] = float(band)
+        ws.set_setting(BORDERLINE_SETTING, choices, category=category)
+
+
 def _verdict(ws: Workspace, category: str, method: str, sample: Sample, score: float) -> None:
     threshold = ws.get_threshold(category, method)
+    val = [r.score for r in ws.scores(category, method, split="validation")]
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{score:.3f}")
     c2.metric("Threshold", "not set" if threshold is None else f"{threshold:.3f}")
-    verdict = "—" if threshold is None else ("ANOMALOUS" if score > threshold else "good")
-    c3.metric("Verdict", verdict, help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
+    if threshold is None or not val:
+        c3.metric("Verdict", "—", help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
+        return
+    verdict = judge(score, threshold, score_spread(val), _borderline_within(ws, category, method))
+    c3.metric("Verdict", verdict.label, delta=f"{verdict.margin:+.2f} spreads", delta_color="inverse",
+              help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
+    (st.warning if verdict.borderline else st.caption)(f"Confidence: {verdict.sentence()}.")
+
+
+def _image_label(ws: Workspace, category: str, sample: Sample) -> None:
+    current = ws.image_labels(category).get(sample.key)
+    options = ["unlabelled", *IMAGE_LABELS]
+    picked = st.segmented_control(
+        "Your label for this image", options, default=current or "unlabelled", key=f"label_{sample.key}",
+        help="Images you mark bad (or logical/structural) feed the few-shot calibration on the Evaluate page "
+             "and become anomaly keys of the instant detector at its next fit; they are left out of evaluation.")
+    picked = picked or "unlabelled"
+    if picked != (current or "unlabelled"):
+        ws.set_image_label(category, sample.key, None if picked == "unlabelled" else picked)
 
 
 def _branch_toggles(pred: Prediction) -> list[str]:
@@ -145,6 +193,7 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     record = ws.model_record(category, method)
     low, high = (record.metrics or {}).get("display_range", [float(pred.anomaly_map.min()), float(pred.anomaly_map.max())])
     _verdict(ws, category, method, sample, pred.score)
+    _image_label(ws, category, sample)
     controls = st.columns(2)
     opacity = controls[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
     show_gt = controls[1].toggle("Show the ground-truth outline", value=bool(sample.mask_paths), key="show_gt",
@@ -191,7 +240,14 @@ def inspect_page() -> None:
         return
     if not scores:
         st.caption("Not evaluated yet: the list is in file order. Evaluate on the Train page to sort it worst first.")
-    _show(ws, category, method, _navigation(samples, scores))
+    verdicts = _judge_all(ws, category, method, scores)
+    review, band = st.columns([1, 2], vertical_alignment="bottom")
+    with band:
+        _borderline_band(ws, category, method)
+    n_borderline = sum(v.borderline for v in verdicts.values())
+    if review.toggle(f"Only borderline verdicts ({n_borderline})", key="only_borderline", disabled=not n_borderline):
+        samples = [s for s in samples if s.key in verdicts and verdicts[s.key].borderline]
+    _show(ws, category, method, _navigation(samples, scores, verdicts))
     st.page_link("pages/evaluate.py", label="Next: ROC curves, AUROC and the threshold", icon=":material/arrow_forward:")
 
 

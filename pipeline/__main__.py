@@ -37,6 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="auto (WRN50-2 for --profile paper when its weights are present, else the embedded "
         "EfficientNet-Lite0), efficientnet_lite0 or wide_resnet50_2",
     )
+    _confidence_arg(p)
 
     p = sub.add_parser("evaluate", help="score the test split and write metrics JSON")
     _method_args(p)
@@ -103,13 +104,40 @@ def build_parser() -> argparse.ArgumentParser:
     resume.add_argument("--restart", dest="restart", action="store_true",
                         help="ignore the checkpoint of an interrupted run and train from scratch")
     p.set_defaults(restart=False)  # both flags share ``restart``; without this --resume's default (True) wins
+    _confidence_arg(p)
 
     _train_lgst_parser(sub)
     _jobs_parser(sub)
     _report_parser(sub)
     _deploy_parsers(sub)
+    _calibration_parsers(sub)
     sub.add_parser("doctor", help="list models (found or missing, where to put them), device and package versions")
     return parser
+
+
+def _confidence_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--confidence-weighting", action=argparse.BooleanOptionalAction, default=None,
+                   help="weight each pseudo-labelled image's supervised segmentation loss by its confidence "
+                   "(IQR fence on its class areas) instead of the hard reliable/unreliable split; saved as the "
+                   "category's setting (Clusters page, later fits and jobs use it); default: the saved setting, off")
+
+
+def _calibration_parsers(sub) -> None:
+    p = sub.add_parser("label", help="mark images good or bad (few-shot calibration, instant anomaly keys); "
+                                     "without images, list the labelled ones")
+    p.add_argument("--workspace", type=Path, required=True)
+    p.add_argument("--category", required=True)
+    p.add_argument("--as", dest="label", choices=("good", "bad", "logical", "structural", "none"),
+                   help="label to give (none removes it)")
+    p.add_argument("images", nargs="*", help="image keys (test/logical/000.png) or paths")
+
+    p = sub.add_parser("calibrate", help="fit the fusion weights and a threshold on the images marked bad "
+                                         "(needs --min-marked of them; else equal weights stay)")
+    _method_args(p, with_data=False)
+    p.add_argument("--min-marked", type=int, default=3, help="fewest marked bad images to calibrate on (default 3)")
+    action = p.add_mutually_exclusive_group()
+    action.add_argument("--apply", action="store_true", help="score with the calibrated weights and threshold from now on")
+    action.add_argument("--revert", action="store_true", help="back to equal weights and the 'N flagged' threshold")
 
 
 def _train_lgst_parser(sub) -> None:
@@ -252,7 +280,8 @@ def run(args: argparse.Namespace) -> int:
 
     if args.command == "fit":
         return commands.fit_command(
-            args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed, args.backbone
+            args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed, args.backbone,
+            args.confidence_weighting,
         )
     if args.command == "evaluate":
         return commands.evaluate_command(args.data, args.category, args.workspace, args.method, args.out, args.device)
@@ -283,7 +312,8 @@ def run(args: argparse.Namespace) -> int:
         from pipeline import segmentation_commands  # imported on use: loads torch models
 
         return segmentation_commands.train_seg_command(
-            args.workspace, args.category, args.profile, args.device, args.seed, args.epochs, args.restart
+            args.workspace, args.category, args.profile, args.device, args.seed, args.epochs, args.restart,
+            args.confidence_weighting,
         )
     if args.command == "train-lgst":
         from pipeline import lgst_commands  # imported on use: loads torch models
@@ -292,6 +322,13 @@ def run(args: argparse.Namespace) -> int:
             args.workspace, args.category, args.method, args.profile, args.device, args.seed, args.steps,
             args.backbone, args.restart,
         )
+    if args.command in ("label", "calibrate"):
+        from pipeline import calibration_commands
+
+        if args.command == "label":
+            return calibration_commands.label_command(args.workspace, args.category, args.label, args.images)
+        return calibration_commands.calibrate_command(args.workspace, args.category, args.method, args.device,
+                                                      args.min_marked, args.apply, args.revert)
     if args.command == "jobs":
         return run_jobs(args)
     if args.command == "report":

@@ -55,7 +55,8 @@ def export_command(workspace: Path, category: str, method: str, fmt: str, out: P
     detector = load_detector(ws, category, method, torch.device("cpu"))
     threshold = ws.get_threshold(category, method)
     meta = {"method": method, "category": category, "threshold": threshold,
-            "class_names": {str(k): v for k, v in detector.hist.class_names.items()} if hasattr(detector, "hist") else {}}
+            "class_names": {str(k): v for k, v in getattr(detector, "inner", detector).hist.class_names.items()}
+            if hasattr(getattr(detector, "inner", detector), "hist") else {}}
     graph = export_onnx(detector, out, meta)
     print(f"wrote {out} (inputs {', '.join(graph.input_names)}; outputs score, anomaly_map, local, global, "
           "teacher_global, label_map, fractions, branch_scores, z_scores)")
@@ -76,5 +77,5 @@ def predict_bundle_command(bundle_path: Path, images: list[Path], out: Path, dev
     bundle = read_bundle(bundle_path)  # refuses a tampered bundle before anything is built from it
     detector = load_bundle_detector(bundle, resolve_device(device))
     return write_predictions(detector, images, out, bundle.threshold, tuple(bundle.display_range),
-                             extra={"bundle": str(bundle_path)})
+                             extra={"bundle": str(bundle_path)}, spread=bundle.score_spread)
 

@@ -19,6 +19,8 @@ import sys
 import time
 from pathlib import Path
 
+import torch
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from pipeline.commands import register_category  # noqa: E402
@@ -60,7 +62,10 @@ def main() -> None:
     parser.add_argument("--methods", nargs="+", default=["instant", "aecsad", "csad"])
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # two processes on 2 cores with 2 threads each run several times slower
     ws = Workspace.open(args.workspace, create=True)
     results = json.loads(args.out.read_text()) if args.out.is_file() else {}
     for category in args.categories:

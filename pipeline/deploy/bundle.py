@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.evaluation.verdict import score_spread
 from pipeline.methods.base import Detector
 
 FORMAT = "pipeline-bundle-v1"
@@ -64,6 +65,12 @@ class Bundle:
     @property
     def threshold(self) -> float | None:
         value = self.config.get("threshold")
+        return None if value is None else float(value)
+
+    @property
+    def score_spread(self) -> float | None:
+        """Robust spread of the good validation scores (verdict margins), when the workspace had them."""
+        value = self.config.get("score_spread")
         return None if value is None else float(value)
 
     @property
@@ -198,6 +205,8 @@ def bundle_from_workspace(workspace: Path, category: str, method: str, out: Path
         raise BundleError(f"method {method!r} cannot be bundled; supported: {', '.join(SUPPORTED)}")
     ws = Workspace.open(workspace, create=False)
     detector = load_detector(ws, category, method, device)
+    calibration = getattr(detector, "calibration", None)  # an applied few-shot fusion travels with the model
+    detector = getattr(detector, "inner", detector)
     seg_settings, class_names = None, None
     if method != "instant":
         from pipeline.methods.segmentation.checkpoint import load_checkpoint
@@ -206,6 +215,10 @@ def bundle_from_workspace(workspace: Path, category: str, method: str, out: Path
         checkpoint = load_checkpoint(ws.method_dir(category, method) / CHECKPOINT)
         seg_settings, class_names = checkpoint.settings, None
     config, tensors = detector_parts(detector, seg_settings, class_names)
+    if calibration is not None:
+        config["fusion_calibration"] = calibration.to_dict()
+    val = [r.score for r in ws.scores(category, method, split="validation")]
+    config["score_spread"] = score_spread(val) if val else None
     record = ws.model_record(category, method)
     low, high = (record.metrics or {}).get("display_range", [0.0, 1.0])
     return write_bundle(out, config, tensors, category=category, threshold=ws.get_threshold(category, method),
@@ -284,8 +297,18 @@ def _backbone(bundle: Bundle, role: str, device: torch.device, cache: dict):
 
 
 def load_bundle_detector(bundle: Bundle, device: torch.device | str = "cpu") -> Detector:
-    """The detector of a verified bundle, on ``device``, without a workspace or weight registry."""
-    device = torch.device(device)
+    """The detector of a verified bundle, on ``device``, without a workspace or weight registry
+    (with its few-shot fusion weights when the workspace had them applied)."""
+    detector = _plain_bundle_detector(bundle, torch.device(device))
+    if bundle.config.get("fusion_calibration"):
+        from pipeline.evaluation.calibration import FusionCalibration
+        from pipeline.methods.calibrated import CalibratedDetector
+
+        return CalibratedDetector(detector, FusionCalibration.from_dict(bundle.config["fusion_calibration"]))
+    return detector
+
+
+def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
     cache: dict = {}
     config, tensors = bundle.config, bundle.tensors
     if config["method"] == "instant":

@@ -49,7 +49,8 @@ def _scale(q) -> float:
 class DetectorGraph(nn.Module):
     """``forward(image[, image_lgst])`` → the tuple named by ``OUTPUTS``."""
 
-    def __init__(self, detector: LgstDetector) -> None:
+    def __init__(self, detector: LgstDetector, weights: tuple[float, ...] | None = None) -> None:
+        """``weights``: fusion weight per branch in ``BRANCHES`` order (few-shot calibration); all ones by default."""
         super().__init__()
         hist, net = detector.hist, detector.net
         self.seg, self.lgst = hist.net.eval(), net.eval()
@@ -65,6 +66,7 @@ class DetectorGraph(nn.Module):
         self.register_buffer("hist_z", torch.tensor([[z.mean, z.std] for z in zs], dtype=torch.float64))
         self.register_buffer("fusion_z", torch.tensor(
             [[detector.fusion.branches[b].mean, detector.fusion.branches[b].std] for b in BRANCHES], dtype=torch.float64))
+        self.register_buffer("fusion_weights", torch.tensor(weights or (1.0,) * len(BRANCHES), dtype=torch.float64))
         norm = detector.norm
         self.local_start, self.local_scale = float(norm.local.start), _scale(norm.local)
         self.global_start, self.global_scale = float(norm.global_.start), _scale(norm.global_)
@@ -111,7 +113,7 @@ class DetectorGraph(nn.Module):
 
         branch = torch.stack([d_global, d_grid, lgst_score], dim=1)
         z = (branch - self.fusion_z[:, 0]) / self.fusion_z[:, 1]
-        return (z.sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
+        return ((z * self.fusion_weights).sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
 
 
 def graph_inputs(graph: DetectorGraph, images: list[np.ndarray]) -> tuple[torch.Tensor, ...]:

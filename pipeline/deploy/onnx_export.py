@@ -43,12 +43,15 @@ def _require_onnx() -> None:
 def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch: int = 2) -> DetectorGraph:
     """Export ``detector`` (an ``LgstDetector`` on the CPU) to ``out``; returns the traced graph module."""
     _require_onnx()
-    from pipeline.methods.aecsad.method import LgstDetector
+    from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
 
+    calibration = getattr(detector, "calibration", None)  # applied few-shot fusion weights
+    detector = getattr(detector, "inner", detector)
     if not isinstance(detector, LgstDetector):
         raise ValueError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
                          f"got a {getattr(detector, 'method', type(detector).__name__)!r} detector")
-    graph = DetectorGraph(detector).eval().cpu()
+    weights = None if calibration is None else tuple(calibration.weights[calibration.branches.index(b)] for b in BRANCHES)
+    graph = DetectorGraph(detector, weights).eval().cpu()
     example = tuple(torch.zeros(example_batch, 3, s, s) for s in
                     ((graph.seg_size,) if len(graph.input_names) == 1 else (graph.seg_size, graph.lgst_size)))
     batch = torch.export.Dim("batch", min=1, max=4096)

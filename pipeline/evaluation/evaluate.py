@@ -14,7 +14,9 @@ from pipeline.data.images import load_mask
 from pipeline.evaluation.aupro import aupro
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
 from pipeline.evaluation.roc import RocCurve, roc_curve
+from pipeline.evaluation.calibration import FusionCalibration
 from pipeline.methods.base import ProgressFn, no_progress
+from pipeline.methods.calibrated import fusion_mode, load_calibration
 from pipeline.methods.runner import load_detector, load_workspace_category, predict_samples
 from pipeline.models.preprocess import resize_map
 from pipeline.workspace import ScoreRow, Workspace
@@ -41,6 +43,9 @@ class EvaluationResult:
         branch_auroc: image AUROC per defect kind of each branch score the method reports
             (``Prediction.branch_scores``: e.g. ``histogram_global``, ``lgst_local``), so a report can
             show what each branch contributes; empty for single-score methods.
+        fusion_comparison: when the method has a few-shot calibration, image AUROC per defect
+            kind of the ``equal`` and ``calibrated`` fusion on the same test images (the marked bad
+            images left out), the ``weights``, and the ``active`` fusion; None otherwise.
     """
 
     category: str
@@ -52,6 +57,7 @@ class EvaluationResult:
     seconds: dict[str, float | None]
     excluded: tuple[str, ...] = field(default=())
     branch_auroc: dict[str, dict[str, float | None]] = field(default_factory=dict)
+    fusion_comparison: dict | None = None
 
     def to_dict(self) -> dict:
         return {
@@ -64,6 +70,7 @@ class EvaluationResult:
             "seconds": self.seconds,
             "excluded": list(self.excluded),
             "branch_auroc": self.branch_auroc,
+            "fusion_comparison": self.fusion_comparison,
         }
 
 
@@ -103,6 +110,20 @@ def branch_aurocs(kinds: list[str], branch_scores: list[dict[str, float]]) -> di
     return {name: image_auroc_by_kind(kinds, [float(b[name]) for b in branch_scores]) for name in names}
 
 
+def compare_fusions(kinds: list[str], branch_scores: list[dict[str, float]], calibration: FusionCalibration | None,
+                    active: str) -> dict | None:
+    """AUROC per defect kind of the equal-weight and the calibrated fusion of the same images."""
+    if calibration is None or not branch_scores:
+        return None
+    z = [{b: float(s[f"z_{b}"]) for b in calibration.branches} for s in branch_scores]
+    return {
+        "active": active, "mode": calibration.mode, "weights": dict(zip(calibration.branches, calibration.weights)),
+        "n_marked": calibration.n_bad, "reason": calibration.reason,
+        "equal": image_auroc_by_kind(kinds, [sum(v.values()) for v in z]),
+        "calibrated": image_auroc_by_kind(kinds, [calibration.score(v) for v in z]),
+    }
+
+
 def save_branch_scores(method_dir: Path, rows: list[ScoreRow], branch_scores: list[dict[str, float]]) -> None:
     """Keep each test image's branch scores (for per-branch ROC curves); empty for single-score methods."""
     names = [n for n in (branch_scores[0] if branch_scores else {}) if all(n in b for b in branch_scores)]
@@ -130,7 +151,9 @@ def evaluate_method(
     data = load_workspace_category(workspace, category)
     record = workspace.model_record(category, method)
     detector = load_detector(workspace, category, method, device)
+    calibration = load_calibration(workspace, category, method)
     used = set((record.settings or {}).get("labelled_bad", [])) if record else set()
+    used |= set(calibration.used_keys if calibration else ())
     tests = [s for s in data.select("test") if s.key not in used]
     excluded = tuple(s.key for s in data.select("test") if s.key in used)
     if not tests:
@@ -163,6 +186,8 @@ def evaluate_method(
         seconds={"fit": (record.metrics or {}).get("seconds_fit") if record else None, "evaluate": time.perf_counter() - start},
         excluded=excluded,
         branch_auroc=branch_aurocs(kinds, branches),
+        fusion_comparison=compare_fusions(kinds, branches, calibration, fusion_mode(workspace, category, method)),
     )
-    workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro})
+    workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro,
+                                                      "fusion_comparison": result.fusion_comparison})
     return result

@@ -19,6 +19,7 @@ from pipeline.data.samples import CategoryData, Sample
 from pipeline.device import resolve_device, set_determinism
 from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
+from pipeline.methods.calibrated import CALIBRATION_FILE, with_active_fusion
 from pipeline.methods.base import (
     Detector, FitContext, MetricsFn, Prediction, ProgressFn, no_metrics, no_progress,
 )
@@ -112,6 +113,7 @@ def fit_method(
         backbone=backbone, workspace=workspace, category=category, report=report,
     )
     start = time.perf_counter()
+    (ctx.out_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # weights fitted on the old model's branches
     files = spec.fit(ctx)
     detector = spec.load(ctx.out_dir, dev)
     validation = data.select("validation", "good")
@@ -132,12 +134,17 @@ def fit_method(
     return FitSummary(category, method, seconds, len(data.select("train", "good")), len(validation), threshold, flagged, files)
 
 
-def load_detector(workspace: Workspace, category: str, method: str, device: str | torch.device = "auto") -> Detector:
-    """The fitted detector of a category; a clear error when it was never fitted."""
+def load_detector(workspace: Workspace, category: str, method: str, device: str | torch.device = "auto",
+                  fusion: str = "active") -> Detector:
+    """The fitted detector of a category; a clear error when it was never fitted.
+
+    ``fusion="active"`` scores with the fusion weights the user applied (few-shot calibration,
+    ``pipeline.methods.calibrate``), ``"equal"`` with the method's own equal-weight sum."""
     if workspace.model_record(category, method) is None:
         raise FileNotFoundError(
             f"no fitted {method!r} model for category {category!r} in {workspace.path}; "
             f"run `python -m pipeline fit --method {method}` or use the Train page first"
         )
     dev = device if isinstance(device, torch.device) else resolve_device(device)
-    return get_method(method).load(workspace.method_dir(category, method), dev)
+    detector = get_method(method).load(workspace.method_dir(category, method), dev)
+    return with_active_fusion(detector, workspace, category, method) if fusion == "active" else detector

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -15,8 +16,11 @@ from pipeline.evaluation.auroc import image_auroc_by_kind
 from pipeline.evaluation.evaluate import save_branch_scores
 from pipeline.evaluation.reference import REFERENCE_AUROC
 from pipeline.evaluation.threshold import threshold_for_flagged
+from pipeline.methods.calibrate import calibration_applied
+from pipeline.methods.calibrated import load_calibration
 from pipeline.methods.runner import FLAGGED_SETTING
 from pipeline.workspace import Workspace
+from app.widgets import pct
 
 PAGE = "pages/evaluate.py"
 
@@ -168,3 +172,51 @@ def test_workspace_page_points_to_review_once_fitted(app, page_workspaces):
     assert labels(app.open(page_workspaces["data"])) == ["Next: build a detector on the Train page"]
     assert labels(app.open(page_workspaces["fitted"]))[:2] == [
         "Next: inspect the heat maps, worst first", "Or: ROC curves, AUROC, threshold and the HTML report on Evaluate"]
+
+
+# --- few-shot calibration (issue 8) --------------------------------------------------------
+
+def test_calibration_needs_a_multi_branch_method(app, workspace_copy):
+    ws_path = workspace_copy("evaluated")
+    Workspace.open(ws_path).set_image_label("pin_tray", "test/logical/000.png", "bad")
+    at = app.open(ws_path, PAGE)
+    assert "1 image(s) marked bad" in " ".join(c.value for c in at.caption)
+    at.button("run_calibration").click()
+    app.run(at)
+    assert any("gives one score" in e.value for e in at.error)
+
+
+def test_calibrate_on_marked_images_apply_and_compare(app, aecsad_workspace, tmp_path):
+    ws_path = tmp_path / "ws"
+    shutil.copytree(aecsad_workspace, ws_path)
+    ws = Workspace.open(ws_path)
+    bad = [r.image_key for r in ws.scores("pin_tray", "aecsad", split="test") if r.kind != "good"]
+    for key in bad[:3]:
+        ws.set_image_label("pin_tray", key, "bad")
+    at = app.open(ws_path, PAGE)
+    at.selectbox("evaluate_method").set_value("aecsad")
+    app.run(at)
+    assert not at.button("run_calibration").disabled
+    at.button("run_calibration").click()
+    app.run(at)
+    calibration = load_calibration(Workspace.open(ws_path), "pin_tray", "aecsad")
+    assert calibration is not None and calibration.n_bad == 3 and set(calibration.used_keys) == set(bad[:3])
+    text = " ".join(m.value for m in at.markdown)
+    assert f"fusion: {calibration.mode} weights" in text and "weight lgst:" in text and "proposed threshold" in text
+
+    at.toggle("use_calibration").set_value(True)
+    app.run(at)
+    ws = Workspace.open(ws_path)
+    assert calibration_applied(ws, "pin_tray", "aecsad")
+    assert ws.get_threshold("pin_tray", "aecsad") == calibration.threshold
+    at.button("run_evaluation").click()
+    app.run(at)
+    [table] = [df for df in at.dataframe if "fusion" in df.value.columns]
+    assert list(table.value["fusion"]) == ["equal", "calibrated"]
+    comparison = Workspace.open(ws_path).model_record("pin_tray", "aecsad").metrics["fusion_comparison"]
+    assert comparison["n_marked"] == 3
+    assert table.value.iloc[0]["mean"] == pct(comparison["equal"]["mean"])
+
+    at.toggle("use_calibration").set_value(False)
+    app.run(at)
+    assert not calibration_applied(Workspace.open(ws_path), "pin_tray", "aecsad")

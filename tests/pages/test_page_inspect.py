@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from pipeline.workspace import Workspace
@@ -19,7 +20,7 @@ def _metrics(at) -> dict[str, str]:
 
 
 def _file_of(option: str) -> str:
-    """``#1 · logical · 002.png · 50.770`` -> ``002.png``."""
+    """``#1 · logical · 002.png · 50.770`` (``⚠ #1 ...`` when borderline) -> ``002.png``."""
     return option.split(" · ")[2]
 
 
@@ -44,7 +45,7 @@ def test_worst_first_with_score_threshold_and_verdict(inspect_at, page_workspace
     assert set(metrics) == {"Score", "Threshold", "Verdict"}
     assert float(metrics["Score"]) == pytest.approx(worst.score, abs=2e-3)
     assert metrics["Threshold"] == f"{threshold:.3f}"
-    assert metrics["Verdict"] == ("ANOMALOUS" if worst.score > threshold else "good")
+    assert metrics["Verdict"].split(" (")[0] == ("ANOMALOUS" if worst.score > threshold else "good")
 
     images = at.get("image")
     assert len(images) == 3  # image (with outline), overlay, heat map alone
@@ -241,8 +242,59 @@ def test_verdict_follows_the_current_threshold(app, workspace_copy):
     worst = ws.scores("pin_tray", "instant", split="test")[0]
     ws.set_threshold("pin_tray", "instant", worst.score + 1.0, note="test: above every score")
     at = app.open(ws_path, PAGE)
-    assert _metrics(at)["Verdict"] == "good"
+    assert _metrics(at)["Verdict"].split(" (")[0] == "good"
     ws.set_threshold("pin_tray", "instant", worst.score - 1.0, note="test: below the worst")
     app.run(at)
     metrics = _metrics(at)
-    assert metrics["Verdict"] == "ANOMALOUS" and metrics["Threshold"] == f"{worst.score - 1.0:.3f}"
+    assert metrics["Verdict"].split(" (")[0] == "ANOMALOUS" and metrics["Threshold"] == f"{worst.score - 1.0:.3f}"
+
+
+# --- verdict confidence and the user's label (issue 8) ------------------------------------
+
+def _spread(ws: Workspace) -> float:
+    val = np.array([r.score for r in ws.scores("pin_tray", "instant", split="validation")])
+    low, high = np.percentile(val, [20, 80])
+    kept = val[(val >= low) & (val <= high)]
+    return float(kept.std()) if kept.std() >= 1e-3 else 1.0
+
+
+def test_a_verdict_near_the_threshold_is_marked_borderline(app, workspace_copy):
+    ws_path = workspace_copy("evaluated")
+    ws = Workspace.open(ws_path)
+    stored = ws.scores("pin_tray", "instant", split="test")
+    spread = _spread(ws)
+    threshold = stored[0].score - 0.1 * spread  # the worst image lies 0.1 spreads above it
+    ws.set_threshold("pin_tray", "instant", threshold, note="test")
+    at = app.open(ws_path, PAGE)
+    [verdict] = [m for m in at.metric if m.label == "Verdict"]
+    assert verdict.value == "ANOMALOUS (borderline)"
+    assert verdict.proto.delta == "+0.10 spreads"
+    assert any("borderline: worth a human look" in w.value for w in at.warning)
+
+    expected = [r for r in stored if abs(r.score - threshold) / spread < 0.5]
+    options = at.selectbox("inspect_pick").options
+    assert [o for o in options if o.startswith("⚠ ")] == [o for o in options if float(o.rsplit(" · ", 1)[1]) in
+                                                          {float(f"{r.score:.3f}") for r in expected}]
+    at.toggle("only_borderline").set_value(True)
+    app.run(at)
+    assert len(at.selectbox("inspect_pick").options) == len(expected)
+
+    at.number_input("borderline_band").set_value(0.05)  # narrower than the worst image's margin
+    app.run(at)
+    [verdict] = [m for m in at.metric if m.label == "Verdict"]
+    assert verdict.value == "ANOMALOUS"
+    assert Workspace.open(ws_path).get_setting("borderline_within", {}, category="pin_tray") == {"instant": 0.05}
+
+
+def test_marking_an_image_bad_is_saved_in_the_workspace(app, workspace_copy):
+    ws_path = workspace_copy("evaluated")
+    at = app.open(ws_path, PAGE)
+    worst = Workspace.open(ws_path).scores("pin_tray", "instant", split="test")[0]
+    control = at.button_group(key=f"label_{worst.image_key}")
+    assert control.value == "unlabelled"
+    control.set_value("structural")
+    app.run(at)
+    assert Workspace.open(ws_path).image_labels("pin_tray") == {worst.image_key: "structural"}
+    at.button_group(key=f"label_{worst.image_key}").set_value("unlabelled")
+    app.run(at)
+    assert Workspace.open(ws_path).image_labels("pin_tray") == {}

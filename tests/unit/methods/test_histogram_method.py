@@ -94,7 +94,9 @@ def test_fit_evaluate_predict_end_to_end(tiny_profile, tmp_path, capsys):
     detector = load_detector(Workspace.open(ws), CATEGORY, "histogram", "cpu")
     image = load_rgb(next((data / CATEGORY / "test" / "logical_anomalies").glob("*.png")))
     [prediction] = detector.predict([image])
-    assert set(prediction.branch_scores) == {"histogram_global", "histogram_grid"}
+    scores = prediction.branch_scores
+    assert set(scores) == {"histogram_global", "histogram_grid", "z_histogram_global", "z_histogram_grid"}
+    assert prediction.score == pytest.approx(scores["z_histogram_global"] + scores["z_histogram_grid"])
     assert prediction.anomaly_map.ndim == 2 and np.isfinite(prediction.score)
     assert prediction.branch_maps["segmentation"].shape == prediction.anomaly_map.shape
     assert all("class '" in sentence for sentence in prediction.explanations)
@@ -103,7 +105,8 @@ def test_fit_evaluate_predict_end_to_end(tiny_profile, tmp_path, capsys):
     assert main(["predict", "--workspace", str(ws), "--category", CATEGORY, "--method", "histogram",
                  "--device", "cpu", str(logical), "--out", str(tmp_path / "pred")]) == 0
     [row] = [json.loads(line) for line in (tmp_path / "pred" / "scores.jsonl").read_text().splitlines()]
-    assert set(row["branch_scores"]) == {"histogram_global", "histogram_grid"}
+    assert set(row["branch_scores"]) == set(scores)
+    assert row["margin"] < 0 if row["verdict"] == "good" else row["margin"] > 0
     assert row.get("explanations", []) == list(prediction.explanations)  # same image as above
 
 
@@ -132,3 +135,25 @@ def _count_is_off(sentence: str) -> bool:
     counted = sentence.split(" count ", 1)[1].split(";", 1)[0]  # "3, expected 2"
     observed, expected = counted.split(", expected ")
     return float(observed) != float(expected)
+
+
+def test_fit_flag_saves_confidence_weighting_and_the_segmenter_trains_with_it(tiny_profile, tmp_path):
+    from pipeline.methods.segmentation.checkpoint import load_checkpoint
+    from pipeline.methods.segmentation.train import CHECKPOINT
+    from pipeline.pseudolabels.confidence import weighting_enabled
+
+    data = tmp_path / "data"
+    generate(SynthSettings(out=data, categories=(CATEGORY,), n_train=6, n_validation=2, n_test_good=1,
+                           n_logical=1, n_structural=1, size=96))
+    ws = Workspace.create(tmp_path / "ws")
+    register_category(ws, data, CATEGORY)
+    store_true_labels(ws, CATEGORY)
+    common = ["fit", "--data", str(data), "--category", CATEGORY, "--workspace", str(ws.path), "--method",
+              "histogram", "--device", "cpu"]
+    checkpoint = ws.method_dir(CATEGORY, "histogram") / CHECKPOINT
+    assert main([*common, "--confidence-weighting"]) == 0
+    assert weighting_enabled(ws, CATEGORY) and load_checkpoint(checkpoint).settings.confidence_weighting
+    assert main(common) == 0  # no flag: the saved setting stays
+    assert load_checkpoint(checkpoint).settings.confidence_weighting
+    assert main([*common, "--no-confidence-weighting"]) == 0
+    assert not weighting_enabled(ws, CATEGORY) and not load_checkpoint(checkpoint).settings.confidence_weighting
