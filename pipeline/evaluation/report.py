@@ -59,6 +59,7 @@ class ReportData:
         threshold: the stored threshold and what it flags (None when no threshold is stored).
         kinds, scores: the test images' kinds and scores (the histogram).
         gallery: the worst test images, worst first.
+        fusion: the last evaluation's ``fusion_comparison`` (few-shot calibration), None without one.
     """
 
     category: str
@@ -78,6 +79,7 @@ class ReportData:
     scores: list[float]
     gallery: list[GalleryItem] = field(default_factory=list)
     reference_note: str = REFERENCE_NOTE
+    fusion: dict | None = None
 
     def to_dict(self) -> dict:
         """The numbers of the report (embedded in it as JSON, so it can be checked by a program)."""
@@ -89,6 +91,7 @@ class ReportData:
             "branch_auroc": self.branch_auroc,
             "threshold": None if self.threshold is None else self.threshold.to_dict(),
             "gallery": [{"key": g.key, "kind": g.kind, "score": g.score, "flagged": g.flagged} for g in self.gallery],
+            "fusion": self.fusion,
         }
 
 
@@ -218,6 +221,7 @@ def collect_report(ws: Workspace, category: str, method: str, n_worst: int = 8) 
         threshold=threshold_summary(ws, category, method, rows),
         kinds=kinds, scores=scores,
         gallery=worst_images(ws, category, method, rows, n_worst),
+        fusion=metrics.get("fusion_comparison"),
     )
 
 

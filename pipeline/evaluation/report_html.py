@@ -183,8 +183,21 @@ def _threshold_section(data: ReportData) -> str:
                 f"{_esc(summary.sentence())}.</p>"
                 "<p>A part is flagged when its score is above the threshold. Raising it flags fewer good parts "
                 "and lets more defective ones pass.</p>")
+    text += _fusion_paragraph(data.fusion)
     return f'<h2>Threshold: what it means on the line</h2>{text}<figure id="histogram">{hist}<figcaption>Image scores of the test ' \
            "images, good vs defective</figcaption></figure>"
+
+
+def _fusion_paragraph(fusion: dict | None) -> str:
+    """How the branch scores are fused when a few-shot calibration exists, with both fusions' AUROC."""
+    if not fusion:
+        return ""
+    weights = ", ".join(f"{_esc(b)} {w:.2f}" for b, w in fusion["weights"].items())
+    scored = "calibrated" if fusion["active"] == "calibrated" else "equal"
+    auroc = " vs ".join(f"{name} weights {_pct(fusion[name].get('mean'))} %" for name in ("equal", "calibrated"))
+    return (f'<p id="fusion-sentence">Branch scores are fused with <b>{scored}</b> weights. A few-shot calibration on '
+            f"{fusion['n_marked']} parts marked bad gave weights {weights} ({_esc(fusion['reason'])}). Mean image AUROC "
+            f"on the test parts that were not marked: {auroc}.</p>")
 
 
 def _data_url(jpeg: bytes) -> str:

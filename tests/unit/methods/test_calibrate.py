@@ -14,6 +14,7 @@ from PIL import Image
 from pipeline.__main__ import main
 from pipeline.evaluation.calibration import CALIBRATED, EQUAL
 from pipeline.evaluation.evaluate import evaluate_method
+from pipeline.evaluation.report import report_html
 from pipeline.methods import METHODS
 from pipeline.methods.base import FitContext, MethodSpec, Prediction
 from pipeline.methods.calibrate import apply_calibration, calibrate_method
@@ -117,6 +118,9 @@ def test_calibrate_apply_evaluate_revert(workspace):
     assert comparison["active"] == CALIBRATED
     assert comparison["calibrated"]["mean"] == 1.0 > comparison["equal"]["mean"]
     assert result.auroc == comparison["calibrated"]  # the active fusion is the method's score
+    html = report_html(workspace, CATEGORY, METHOD)
+    assert "fused with <b>calibrated</b> weights" in html and "5 parts marked bad" in html
+    assert "equal weights " + f"{100 * comparison['equal']['mean']:.1f} %" in html
 
     apply_calibration(workspace, CATEGORY, METHOD, on=False)
     assert fusion_mode(workspace, CATEGORY, METHOD) == EQUAL
