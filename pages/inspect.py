@@ -45,6 +45,8 @@ BRANCHES = {
     "teacher_global": Branch("Teacher vs global", "teacher vs global student, raw distance; colours span this "
                              "image's own range", None),
     "segmentation": Branch("Predicted segmentation", "part classes the segmentation network sees", None),
+    "retrieval": Branch("Patch retrieval", "distance of each patch to its nearest good patch (the instant "
+                        "detector inside aecsad-retrieval); colours span this image's own range", None),
     "histogram": Branch("Histogram cells", "per grid cell, how far its part counts and areas are from the good "
                         f"parts; bright = {2 * EXPLAIN_ABOVE:g} or more training spreads", (0.0, 2 * EXPLAIN_ABOVE)),
 }

@@ -13,6 +13,7 @@ is kept in the prediction for the Inspect page and the per-branch AUROC of ``eva
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,8 @@ from pipeline.data.images import load_rgb
 from pipeline.methods.base import FitContext, MethodSpec, Prediction
 from pipeline.methods.fusion import Fusion
 from pipeline.methods.histogram import method as histogram
+from pipeline.methods.instant import method as instant
+from pipeline.methods.instant.model import InstantDetector
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
 from pipeline.methods.lgst.data import load_lgst_data
 from pipeline.methods.lgst.maps import LgstMaps, MapNormalisation, fit_map_normalisation, raw_maps, score_maps
@@ -36,28 +39,37 @@ STATS_FILE = "lgst_fusion.json"
 BRANCHES = ("histogram_global", "histogram_grid", "lgst")
 """The image scores that are z-normalised and summed (thesis eq. 4.18 with the histogram split
 into its global and grid distances, as in the CSAD code)."""
+RETRIEVAL = "retrieval"
+"""The optional fourth branch (``aecsad-retrieval``): the instant detector, fitted in this subfolder."""
 
 
 class LgstDetector:
-    """A fitted AeCSAD/CSAD model: histogram detector + LGST network + normalisation + fusion."""
+    """A fitted AeCSAD/CSAD model: histogram detector + LGST network + normalisation + fusion;
+    with ``retrieval`` (an instant detector), its score is a fourth fused branch."""
 
     def __init__(self, method: str, hist: histogram.HistogramDetector, net: LgstNet,
-                 norm: MapNormalisation, fusion: Fusion) -> None:
+                 norm: MapNormalisation, fusion: Fusion, retrieval: InstantDetector | None = None) -> None:
         self.method, self.hist, self.net, self.norm, self.fusion = method, hist, net, norm, fusion
+        self.retrieval = retrieval
 
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         hist_preds = self.hist.predict(images)
         lgst = [score_maps(raw, self.norm) for raw in raw_maps(self.net, images)]
-        return [self._combine(h, m) for h, m in zip(hist_preds, lgst)]
+        retrieval = self.retrieval.predict(images) if self.retrieval is not None else [None] * len(images)
+        return [self._combine(h, m, r) for h, m, r in zip(hist_preds, lgst, retrieval)]
 
-    def _combine(self, hist: Prediction, lgst: LgstMaps) -> Prediction:
+    def _combine(self, hist: Prediction, lgst: LgstMaps, retrieval: Prediction | None = None) -> Prediction:
         scores = {**hist.branch_scores, "lgst": lgst.score,
                   "lgst_local": float(lgst.local.max()), "lgst_global": float(lgst.global_.max())}
+        if retrieval is not None:
+            scores[RETRIEVAL] = retrieval.score
         fused = self.fusion(scores)
         shape = hist.branch_maps["segmentation"].shape  # the segmenter's input side: one frame for all maps
         maps = {"local": lgst.local, "global": lgst.global_, "teacher_global": lgst.teacher_global}
         branch_maps = {name: resize_map(m, shape) for name, m in maps.items()}
         branch_maps.update(segmentation=hist.branch_maps["segmentation"], histogram=hist.anomaly_map)
+        if retrieval is not None:
+            branch_maps[RETRIEVAL] = resize_map(retrieval.anomaly_map, shape)
         return Prediction(
             score=fused, anomaly_map=resize_map(lgst.combined, shape), branch_maps=branch_maps,
             branch_scores={**scores, **{f"z_{k}": v for k, v in self.fusion.z_scores(scores).items()}},
@@ -65,7 +77,7 @@ class LgstDetector:
         )
 
 
-def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
+def _fit(ctx: FitContext, attention: bool, retrieval: bool = False) -> dict[str, str]:
     files = histogram.fit(ctx)  # pseudo-labels if missing → segmenter → histogram model
     hist = histogram.load(ctx.out_dir, ctx.device)
     backbone = choose_backbone(ctx.backbone, ctx.profile)
@@ -82,10 +94,17 @@ def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
         for name in ("histogram_global", "histogram_grid"):
             val_scores[name].append(h.branch_scores[name])
         val_scores["lgst"].append(score_maps(raw, norm).score)
+    if retrieval:
+        files.update({f"{RETRIEVAL}_{k}": f"{RETRIEVAL}/{v}" for k, v in instant.fit(_in_subfolder(ctx)).items()})
+        val_scores[RETRIEVAL] = [p.score for p in instant.load(ctx.out_dir / RETRIEVAL, ctx.device).predict(validation)]
     atomic_write_json(ctx.out_dir / STATS_FILE, {
         "method": settings.method, "maps": norm.to_dict(), "fusion": Fusion.fit(val_scores).to_dict(),
     })
     return {**files, "lgst": CHECKPOINT, "lgst_fusion": STATS_FILE}
+
+
+def _in_subfolder(ctx: FitContext) -> FitContext:
+    return replace(ctx, out_dir=ctx.out_dir / RETRIEVAL)
 
 
 def _reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
@@ -102,8 +121,10 @@ def _reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
 def _load(folder: Path, device: torch.device) -> LgstDetector:
     stats = json.loads((folder / STATS_FILE).read_text())
     net = build_lgst(load_lgst_checkpoint(folder / CHECKPOINT), device)
+    fusion = Fusion.from_dict(stats["fusion"])
+    retrieval = instant.load(folder / RETRIEVAL, device) if RETRIEVAL in fusion.branches else None
     return LgstDetector(stats["method"], histogram.load(folder, device), net,
-                        MapNormalisation.from_dict(stats["maps"]), Fusion.from_dict(stats["fusion"]))
+                        MapNormalisation.from_dict(stats["maps"]), fusion, retrieval)
 
 
 AECSAD = MethodSpec(
@@ -115,6 +136,18 @@ AECSAD = MethodSpec(
         "the segmentation network, fused into one score. Trains for minutes on CPU (quick profile)."
     ),
     fit=lambda ctx: _fit(ctx, attention=True),
+    load=_load,
+)
+
+AECSAD_RETRIEVAL = MethodSpec(
+    name="aecsad-retrieval",
+    title="AeCSAD + patch retrieval branch",
+    summary=(
+        "AeCSAD with the instant detector's patch-retrieval score as a fourth fused branch (beyond the "
+        "thesis): retrieval catches scratches and dents the students miss on short CPU training. Same "
+        "fit as AeCSAD plus seconds for the memory bank."
+    ),
+    fit=lambda ctx: _fit(ctx, attention=True, retrieval=True),
     load=_load,
 )
 

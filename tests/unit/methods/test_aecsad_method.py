@@ -7,6 +7,7 @@ import json
 
 import numpy as np
 import pytest
+import torch
 
 from pipeline.__main__ import main
 from pipeline.data.images import load_rgb
@@ -81,3 +82,37 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
                  str(next((data / CATEGORY / "test" / "good").glob("*.png"))), "--out", str(tmp_path / "pred")]) == 0
     [row] = [json.loads(line) for line in (tmp_path / "pred" / "scores.jsonl").read_text().splitlines()]
     assert {"lgst", "histogram_global"} <= set(row["branch_scores"])
+
+
+def test_retrieval_branch_is_a_fourth_fused_branch(tiny_profiles, tmp_path):
+    """``aecsad-retrieval``: the instant detector's score, z-normalised on the same validation
+    images, adds to the three AeCSAD branches; its patch map is kept for the Inspect page."""
+    from pipeline.methods.fusion import TrimmedZ
+    from pipeline.methods.runner import fit_method
+
+    data = tmp_path / "data"
+    generate(SynthSettings(out=data, categories=(CATEGORY,), n_train=6, n_validation=3, n_test_good=1,
+                           n_logical=1, n_structural=1, size=96))
+    ws = Workspace.create(tmp_path / "ws")
+    ws.add_category(CATEGORY, data / CATEGORY, "loco")
+    fit_method(ws, CATEGORY, "aecsad-retrieval", device="cpu")
+    folder = ws.method_dir(CATEGORY, "aecsad-retrieval")
+    stats = json.loads((folder / "lgst_fusion.json").read_text())
+    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "retrieval"}
+
+    detector = load_detector(ws, CATEGORY, "aecsad-retrieval", "cpu")
+    alone = get_method("instant").load(folder / "retrieval", torch.device("cpu"))
+    validation = [load_rgb(p) for p in sorted((data / CATEGORY / "validation" / "good").glob("*.png"))]
+    z = TrimmedZ.fit([p.score for p in alone.predict(validation)])
+    image = load_rgb(next((data / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
+    [prediction] = detector.predict([image])
+    [retrieval] = alone.predict([image])
+    scores = prediction.branch_scores
+    assert scores["retrieval"] == pytest.approx(retrieval.score)
+    assert scores["z_retrieval"] == pytest.approx(float(z(retrieval.score)))
+    assert prediction.score == pytest.approx(sum(scores[f"z_{b}"] for b in stats["fusion"]))
+    assert prediction.branch_maps["retrieval"].shape == prediction.anomaly_map.shape
+    with pytest.raises(ValueError, match="retrieval branch"):
+        from pipeline.deploy.onnx_export import export_onnx
+
+        export_onnx(detector, tmp_path / "m.onnx")
