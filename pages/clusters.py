@@ -1,7 +1,9 @@
 """Clusters: the component clusters that become the classes of the label maps (AeCSAD steps 3-5):
 name them, merge, split, move single components; review which images count as reliably labelled
-(D_L) and override any of them; preview an image's label map. Edits are stored at once
-(``pipeline.pseudolabels.curation``) and the label maps follow them.
+(D_L) and override any of them, or switch to confidence weighting (every image trains, weighted
+by how typical its class areas are) and override an image's confidence; preview an image's label
+map. Edits are stored at once (``pipeline.pseudolabels.curation``, ``confidence``) and the label
+maps follow them.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import streamlit as st
 
 from app import loaders
 from app.state import require_category, require_workspace
-from pipeline.pseudolabels import curation, edits, render, store
+from pipeline.pseudolabels import confidence, curation, edits, render, store
 from pipeline.pseudolabels.export import label_maps_zip
 from pipeline.workspace import Workspace
 
@@ -136,20 +138,56 @@ def _override(workspace: str, category: str, image_key: str, key: str) -> None:
         _say(category, "error", str(err))
 
 
+def _set_weighting(workspace: str, category: str, key: str) -> None:
+    """Toggle callback: train the category's segmentation network with confidence weights or not."""
+    confidence.set_weighting(Workspace.open(workspace), category, bool(st.session_state[key]))
+
+
+def _set_confidence(workspace: str, category: str, image_key: str, old: str, key: str) -> None:
+    """Text field callback: a confidence in [0, 1] by hand, or "auto" for the IQR fence's."""
+    try:
+        confidence.set_confidence_override(Workspace.open(workspace), category, image_key,
+                                           confidence.parse_confidence(st.session_state[key]))
+    except ValueError as err:  # show the stored value again
+        st.session_state[key] = old
+        _say(category, "error", str(err))
+
+
+def _summary(split, found: confidence.ImageConfidence, weighting: bool) -> str:
+    if not weighting:
+        return (f"**{int(split.reliable.sum())}** images train the segmentation network with their label maps "
+                f"(D_L); **{int((~split.reliable).sum())}** only through the unsupervised losses (D_U).")
+    floor = confidence.ConfidenceSettings().floor
+    low = int((found.effective < floor).sum())
+    return (f"Confidence weighting: **{len(found.effective) - low}** images train with their label maps, each "
+            f"weighted by its confidence; **{low}** below {floor:g} only through the unsupervised losses.")
+
+
 def _reliability(ws: Workspace, category: str) -> None:
     split = store.load_reliability(ws, category)
     if split is None:
         st.info("No reliability split yet: build masks on the Masks page.")
         return
     overrides = edits.reliability_overrides(ws, category)
+    found = confidence.image_confidence(ws, category)
+    weighting = confidence.weighting_enabled(ws, category)
+    toggle_key = f"confidence_weighting::{category}"
+    st.toggle("Confidence weighting for training", value=weighting, key=toggle_key,
+              on_change=_set_weighting, args=(str(ws.path), category, toggle_key),
+              help="Off: the reliable images (D_L) train with their label maps, the others only through the "
+                   "unsupervised losses. On: every image trains with its label map, its loss weighted by its "
+                   "confidence: 1 while each class's area lies within 1.5 inter-quartile ranges of the typical "
+                   "ones, decaying exponentially beyond. Used by the next training (Train page, fit, train-seg).")
     word = {True: "reliable (D_L)", False: "unreliable (D_U)"}
     table = pd.DataFrame({
         "image": split.image_keys, "automatic": [word[bool(a)] for a in split.automatic],
         "by hand": [word[overrides[k]] if k in overrides else "" for k in split.image_keys],
         "counts as": [word[bool(r)] for r in split.reliable], "distance": np.round(split.distance, 3),
+        "confidence (auto)": np.round(found.automatic, 3),
+        "confidence by hand": [f"{found.overrides[k]:g}" if k in found.overrides else "" for k in split.image_keys],
+        "confidence": np.round(found.effective, 3),
     })
-    st.markdown(f"**{int(split.reliable.sum())}** images train the segmentation network with their label maps "
-                f"(D_L); **{int((~split.reliable).sum())}** only through the unsupervised losses (D_U).")
+    st.markdown(_summary(split, found, weighting))
     st.dataframe(table, hide_index=True, key="reliability_table")
     image_key = st.selectbox("Image", split.image_keys, key="override_image")
     current = {True: "reliable", False: "unreliable"}.get(overrides.get(image_key), "auto")
@@ -157,6 +195,12 @@ def _reliability(ws: Workspace, category: str) -> None:
     st.radio("Counts as", list(OVERRIDES), index=list(OVERRIDES).index(current), key=key, horizontal=True,
              format_func={"auto": "automatic split", "reliable": "reliable (D_L)", "unreliable": "unreliable (D_U)"}.get,
              on_change=_override, args=(str(ws.path), category, image_key, key))
+    typed = f"{found.overrides[image_key]:g}" if image_key in found.overrides else "auto"
+    key = f"confidence::{category}::{image_key}::{typed}"  # follows the stored override
+    st.text_input("Confidence by hand (0–1, or auto)", value=typed, key=key,
+                  on_change=_set_confidence, args=(str(ws.path), category, image_key, typed, key),
+                  help="Wins over the automatic confidence and over the reliable/unreliable choice above "
+                       "(which counts as 1 or 0 when weighting). Used only with confidence weighting on.")
 
 
 def _legend(split, image_key: str, names: dict[int, str]) -> str:

@@ -14,6 +14,7 @@ from pipeline.data.images import ImageReadError, load_rgb
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.heatmap import overlay
+from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread
 from pipeline.methods.runner import fit_method, load_detector
 from pipeline.workspace import Workspace
 from pipeline.workspace.files import atomic_save_png, atomic_write_json, atomic_write_text
@@ -68,9 +69,14 @@ def register_category(workspace: Workspace, data: Path, category: str) -> None:
 
 def fit_command(
     data: Path, category: str, workspace: Path, method: str, profile: str, device: str, seed: int, backbone: str = "auto",
+    confidence_weighting: bool | None = None,
 ) -> int:
     ws = Workspace.open(workspace, create=True)
     register_category(ws, data, category)
+    if confidence_weighting is not None:  # a category setting: the segmentation step of the fit reads it
+        from pipeline.pseudolabels.confidence import set_weighting
+
+        set_weighting(ws, category, confidence_weighting)
     progress = TqdmProgress()
     try:
         summary = fit_method(
@@ -128,14 +134,19 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
     detector = load_detector(ws, category, method, device)
     record = ws.model_record(category, method)
     display = tuple((record.metrics or {}).get("display_range", [0.0, 1.0]))
-    return write_predictions(detector, images, out, ws.get_threshold(category, method), display)
+    val = [r.score for r in ws.scores(category, method, split="validation")]
+    within = (ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {}).get(method, BORDERLINE_WITHIN)
+    return write_predictions(detector, images, out, ws.get_threshold(category, method), display,
+                             spread=score_spread(val) if val else None, borderline_within=within)
 
 
 def write_predictions(detector, images: list[Path], out: Path, threshold: float | None,
-                      display: tuple[float, float], extra: dict | None = None) -> int:
+                      display: tuple[float, float], extra: dict | None = None, spread: float | None = None,
+                      borderline_within: float = BORDERLINE_WITHIN) -> int:
     """Score ``images`` one by one: a heat-map PNG each and one ``scores.jsonl`` row each (score,
-    threshold, verdict, branch scores, explanations, plus ``extra``); exit code 1 if any image
-    could not be read (those are reported and skipped), else 0."""
+    threshold, verdict, its margin in good-score ``spread``s and whether it is borderline, branch
+    scores, explanations, plus ``extra``); exit code 1 if any image could not be read (those are
+    reported and skipped), else 0."""
     low, high = display
     lines, failures = [], 0
     names = heatmap_names(images)
@@ -154,6 +165,8 @@ def write_predictions(detector, images: list[Path], out: Path, threshold: float 
             "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
             "heatmap": str(heat_path), **(extra or {}),
         }
+        if threshold is not None and spread:
+            row.update(judge(pred.score, threshold, spread, borderline_within).to_dict())
         if pred.branch_scores:  # e.g. the histogram method's global and grid distances
             row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
         if pred.explanations:

@@ -161,6 +161,33 @@ class ReliabilitySettings:
 
 
 @dataclass(frozen=True)
+class ConfidenceSettings:
+    """How the IQR fence turns a class-area histogram into a confidence (``confidence.py``, SPEC §9).
+
+    Not a part of ``PseudoLabelSettings``: it shapes segmentation training (it is saved with
+    ``SegmentationSettings``), not the label maps.
+
+    Attributes:
+        k: fence multiplier: a fraction more than ``k·IQR`` beyond the quartiles is atypical
+            (Tukey's 1.5).
+        scale: decay length in IQRs: an excess of ``scale·IQR`` in one column gives ``e⁻¹ ≈ 0.37``.
+        min_iqr: floor of each column's IQR (fraction of the image area), so a class whose area
+            hardly varies does not turn a few pixels of difference into zero confidence.
+        floor: in confidence weighting, images below this confidence leave the supervised losses
+            and join the unlabelled set (they still feed the histogram/entropy losses).
+    """
+
+    k: float = 1.5
+    scale: float = 1.0
+    min_iqr: float = 0.002
+    floor: float = 0.05
+
+    def __post_init__(self) -> None:
+        if self.k < 0 or self.scale <= 0 or self.min_iqr <= 0 or not 0 <= self.floor <= 1:
+            raise ValueError(f"invalid confidence settings: {self}")
+
+
+@dataclass(frozen=True)
 class ClassicSettings:
     """The classical offline segmenter (felzenszwalb/SLIC proposals, GrabCut in boxes).
 

@@ -125,3 +125,54 @@ def test_reliability_override_persists(app, pl_copy):
     radio.set_value("auto")
     app.run(again)
     assert edits.reliability_overrides(Workspace.open(ws_path), CATEGORY) == {}
+
+
+def test_confidence_column_and_typed_override_persist(app, pl_copy):
+    from pipeline.pseudolabels import confidence
+
+    ws_path = pl_copy("built")
+    at = app.open(ws_path, PAGE)
+    found = confidence.image_confidence(Workspace.open(ws_path), CATEGORY)
+    table = at.dataframe[0].value.set_index("image")
+    np.testing.assert_allclose(table["confidence (auto)"], np.round(found.automatic, 3))
+    image_key = found.image_keys[2]
+    at.selectbox("override_image").set_value(image_key)
+    app.run(at)
+    field = at.text_input(f"confidence::{CATEGORY}::{image_key}::auto")
+    assert field.value == "auto"
+    field.input("0.4")
+    app.run(at)
+    assert confidence.confidence_overrides(Workspace.open(ws_path), CATEGORY) == {image_key: 0.4}
+    row = at.dataframe[0].value.set_index("image").loc[image_key]
+    assert row["confidence"] == 0.4 and row["confidence by hand"] == "0.4"
+
+    # A value out of range is refused and the stored one shows again; "auto" removes it.
+    field = at.text_input(f"confidence::{CATEGORY}::{image_key}::0.4")
+    field.input("1.7")
+    app.run(at)
+    assert [e.value for e in at.error] == ["a confidence must lie between 0 and 1, got 1.7"]
+    assert confidence.confidence_overrides(Workspace.open(ws_path), CATEGORY) == {image_key: 0.4}
+    assert at.text_input(f"confidence::{CATEGORY}::{image_key}::0.4").value == "0.4"
+    at.text_input(f"confidence::{CATEGORY}::{image_key}::0.4").input("auto")
+    app.run(at)
+    assert confidence.confidence_overrides(Workspace.open(ws_path), CATEGORY) == {}
+
+
+def test_confidence_weighting_toggle_persists_and_changes_the_summary(app, pl_copy):
+    from pipeline.pseudolabels import confidence
+
+    ws_path = pl_copy("built")
+    at = app.open(ws_path, PAGE)
+    toggle = at.toggle(f"confidence_weighting::{CATEGORY}")
+    assert toggle.value is False
+    assert any("images train the segmentation network" in m.value for m in at.markdown)
+    toggle.set_value(True)
+    app.run(at)
+    assert confidence.weighting_enabled(Workspace.open(ws_path), CATEGORY)
+    assert any(m.value.startswith("Confidence weighting: **") for m in at.markdown)
+
+    again = app.open(ws_path, PAGE)  # a fresh session shows the stored choice
+    assert again.toggle(f"confidence_weighting::{CATEGORY}").value is True
+    again.toggle(f"confidence_weighting::{CATEGORY}").set_value(False)
+    app.run(again)
+    assert not confidence.weighting_enabled(Workspace.open(ws_path), CATEGORY)

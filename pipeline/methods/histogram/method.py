@@ -27,6 +27,7 @@ from pipeline.methods.histogram.scoring import (
 )
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
 from pipeline.models.backbones import choose_backbone
+from pipeline.pseudolabels.confidence import weighting_enabled
 from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
@@ -56,15 +57,16 @@ class HistogramDetector:
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         maps = self.label_maps(images)
         global_d, grid_d = mahalanobis_scores(self.model, maps)
-        fused = self.global_z(global_d) + self.grid_z(grid_d)
-        return [self._prediction(m, float(s), float(g), float(c)) for m, s, g, c in zip(maps, fused, global_d, grid_d)]
+        return [self._prediction(m, float(g), float(c)) for m, g, c in zip(maps, global_d, grid_d)]
 
-    def _prediction(self, label_map: np.ndarray, score: float, global_d: float, grid_d: float) -> Prediction:
+    def _prediction(self, label_map: np.ndarray, global_d: float, grid_d: float) -> Prediction:
         deviations = explain(self.model, label_map, self.class_names)
+        z_global, z_grid = float(self.global_z(global_d)), float(self.grid_z(grid_d))
         return Prediction(
-            score=score, anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
+            score=z_global + z_grid, anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
             branch_maps={"segmentation": label_map.astype(np.float32)},
-            branch_scores={"histogram_global": global_d, "histogram_grid": grid_d},
+            branch_scores={"histogram_global": global_d, "histogram_grid": grid_d,
+                           "z_histogram_global": z_global, "z_histogram_grid": z_grid},
             explanations=tuple(d.sentence for d in deviations if d.unusualness >= EXPLAIN_ABOVE),
         )
 
@@ -93,8 +95,10 @@ def fit(ctx: FitContext) -> dict[str, str]:
         raise ValueError("the histogram method trains on the category's pseudo-labels: fit it inside a workspace")
     _ensure_pseudo_labels(ctx)
     backbone = choose_backbone(ctx.backbone, ctx.profile)  # WRN50-2 for ``paper`` when its weights exist
-    settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone)
-    data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed)
+    settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone,
+                                                confidence_weighting=weighting_enabled(ctx.workspace, ctx.category))
+    data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed,
+                                  confidence=settings.active_confidence)
     net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress,
                              on_epoch=ctx.report).net
     size = settings.image_size

@@ -3,6 +3,11 @@
 Pure functions on logits ``(N, K, H, W)`` and integer label maps ``(N, H, W)`` where
 ``K = n_classes + 1`` and label 0 is the background. Sums of the thesis equations become means
 over pixels (and images) so the loss scale does not depend on the input resolution or batch size.
+
+The supervised losses take an optional ``sample_weight`` ``(N,)`` (the pseudo-label confidence,
+``pipeline.pseudolabels.confidence``): each image's pixels count with its weight in the sums and
+in their normalisers, so a weight-0 image contributes nothing and all-1 weights give the
+unweighted loss. ``None`` runs the unweighted code exactly as before.
 """
 
 from __future__ import annotations
@@ -59,7 +64,8 @@ class SegLossWeights:
 
 
 def class_weights(
-    label_maps: Sequence[np.ndarray] | np.ndarray | torch.Tensor, n_labels: int, max_weight: float | None = None
+    label_maps: Sequence[np.ndarray] | np.ndarray | torch.Tensor, n_labels: int, max_weight: float | None = None,
+    sample_weight: Sequence[float] | None = None,
 ) -> torch.Tensor:
     """Inverse-frequency class weights ``(n_labels,)`` from the label maps of ``D_L`` (eq. 4.1 ``w_c``).
 
@@ -67,14 +73,19 @@ def class_weights(
     "balanced" rule), so the pixel-weighted mean weight is 1 and CE keeps its usual scale.
     Classes absent from every map get weight 0: they never occur as a target, so their weight
     is never used. ``max_weight`` optionally caps the weight of very rare classes.
+    ``sample_weight`` (one per map) scales each map's pixel counts (confidence weighting).
     """
     counts = torch.zeros(n_labels, dtype=torch.float64)
     maps = [label_maps] if isinstance(label_maps, (np.ndarray, torch.Tensor)) else list(label_maps)
-    for m in maps:
+    scales = [1.0] * len(maps) if sample_weight is None else [float(w) for w in sample_weight]
+    if len(scales) != len(maps):
+        raise ValueError(f"{len(scales)} sample weights for {len(maps)} label maps")
+    for m, scale in zip(maps, scales):
         flat = torch.as_tensor(np.asarray(m)).reshape(-1).long()
         if flat.numel() and (flat.min() < 0 or flat.max() >= n_labels):
             raise ValueError(f"labels must lie in [0, {n_labels}), got [{int(flat.min())}, {int(flat.max())}]")
-        counts += torch.bincount(flat, minlength=n_labels).double()
+        bins = torch.bincount(flat, minlength=n_labels).double()
+        counts += bins if sample_weight is None else scale * bins
     present = counts > 0
     if not present.any():
         raise ValueError("class_weights needs at least one labelled pixel")
@@ -85,29 +96,41 @@ def class_weights(
     return weights.float()
 
 
-def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+def cross_entropy_loss(logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None,
+                       sample_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 4.1: class-weighted pixel cross-entropy, the weighted mean over pixels.
 
     Args:
         logits: ``(N, K, H, W)`` raw scores.
         target: ``(N, H, W)`` int64 labels in ``[0, K)``.
         weights: ``(K,)`` class weights (``class_weights``) or ``None`` for uniform.
+        sample_weight: ``(N,)`` per-image weights or ``None`` (see the module docstring).
     """
     w = None if weights is None else weights.to(logits.device, logits.dtype)
-    return F.cross_entropy(logits, target, weight=w)
+    if sample_weight is None:
+        return F.cross_entropy(logits, target, weight=w)
+    pixel = F.cross_entropy(logits, target, weight=w, reduction="none")  # already w[target] · (-log p)
+    norm = _pixel_weights(target, sample_weight, logits, w)
+    return pixel.mul(_per_image(sample_weight, logits)).sum() / norm.sum().clamp(min=torch.finfo(logits.dtype).tiny)
 
 
 def focal_loss(
-    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: torch.Tensor | None = None
+    logits: torch.Tensor, target: torch.Tensor, gamma: float = 2.0, alpha: torch.Tensor | None = None,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 4.3: ``-α_c (1 - p_t)^γ log p_t``, normalised like ``cross_entropy_loss``.
 
     With ``alpha`` the sum is divided by the sum of the pixels' ``α`` (as PyTorch's weighted CE
-    does), so ``gamma=0`` gives exactly ``cross_entropy_loss(logits, target, alpha)``.
+    does), so ``gamma=0`` gives exactly ``cross_entropy_loss(logits, target, alpha)``; with
+    ``sample_weight`` (``(N,)``) each image's pixels count that much in the sum and the divisor.
     """
     log_p = F.log_softmax(logits, dim=1).gather(1, target.unsqueeze(1)).squeeze(1)
     modulating = (1.0 - log_p.exp()).clamp(min=0.0) ** gamma if gamma != 0 else 1.0
     loss = -modulating * log_p
+    if sample_weight is not None:
+        a = None if alpha is None else alpha.to(logits.device, logits.dtype)
+        norm = _pixel_weights(target, sample_weight, logits, a)
+        return (norm * loss).sum() / norm.sum().clamp(min=torch.finfo(logits.dtype).tiny)
     if alpha is None:
         return loss.mean()
     a = alpha.to(logits.device, logits.dtype)[target]
@@ -115,7 +138,8 @@ def focal_loss(
 
 
 def dice_loss(
-    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, eps: float = 1e-6
+    logits: torch.Tensor, target: torch.Tensor, weights: torch.Tensor | None = None, eps: float = 1e-6,
+    sample_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Eq. 4.2 made class-balanced: ``1 - mean_c 2|Y_c ∩ Ŷ_c| / (|Y_c| + |Ŷ_c|)`` over the batch.
 
@@ -128,11 +152,17 @@ def dice_loss(
     Args:
         weights: optional ``(K,)`` weights of the per-class Dice terms (renormalised over the
             present classes).
+        sample_weight: optional ``(N,)``: each image's probabilities and labels count that much in
+            the pooled overlaps; a class present only in weight-0 images is left out.
     """
     probs = logits.softmax(dim=1)
     onehot = F.one_hot(target, num_classes=logits.shape[1]).permute(0, 3, 1, 2).to(probs.dtype)
+    predicted = probs
+    if sample_weight is not None:  # weight each image once: s·p·y in the overlap, s·p + s·y in the total
+        scale = _per_image(sample_weight, logits).unsqueeze(1)
+        predicted, onehot = probs * scale, onehot * scale
     inter = (probs * onehot).sum(dim=(0, 2, 3))
-    total = probs.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
+    total = predicted.sum(dim=(0, 2, 3)) + onehot.sum(dim=(0, 2, 3))
     dice = (2.0 * inter + eps) / (total + eps)
     present = onehot.sum(dim=(0, 2, 3)) > 0
     w = present.to(probs.dtype)
@@ -141,13 +171,32 @@ def dice_loss(
     return 1.0 - (w * dice).sum() / w.sum().clamp(min=eps)
 
 
+def _per_image(sample_weight: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """``(N, 1, 1)`` weights on the logits' device and dtype, checked against the batch."""
+    w = torch.as_tensor(sample_weight).to(logits.device, logits.dtype).reshape(-1)
+    if w.shape[0] != logits.shape[0]:
+        raise ValueError(f"{w.shape[0]} sample weights for a batch of {logits.shape[0]}")
+    if (w < 0).any():
+        raise ValueError("sample weights must not be negative")
+    return w.reshape(-1, 1, 1)
+
+
+def _pixel_weights(target: torch.Tensor, sample_weight: torch.Tensor, logits: torch.Tensor,
+                   class_weight: torch.Tensor | None) -> torch.Tensor:
+    """``(N, H, W)`` weight of each pixel: its image's weight times its class weight (if any)."""
+    per_image = _per_image(sample_weight, logits).expand(target.shape)
+    return per_image if class_weight is None else per_image * class_weight[target]
+
+
 def soft_histogram(logits: torch.Tensor) -> torch.Tensor:
     """Predicted class-area fractions ``(N, K)``: the softmax averaged over each image's pixels."""
     return logits.softmax(dim=1).mean(dim=(2, 3))
 
 
-def label_histogram(label_maps: Sequence[np.ndarray] | torch.Tensor, n_labels: int) -> torch.Tensor:
-    """Mean class-area fractions ``(n_labels,)`` of label maps, each image weighted equally.
+def label_histogram(label_maps: Sequence[np.ndarray] | torch.Tensor, n_labels: int,
+                    sample_weight: Sequence[float] | None = None) -> torch.Tensor:
+    """Mean class-area fractions ``(n_labels,)`` of label maps, each image weighted equally (or by
+    ``sample_weight``, one per map: the confidence-weighted mean).
 
     This is the reference of the histogram loss: the typical histogram of ``D_L``.
     """
@@ -156,8 +205,13 @@ def label_histogram(label_maps: Sequence[np.ndarray] | torch.Tensor, n_labels: i
         raise ValueError("label_histogram needs at least one label map")
     if any(m.min() < 0 or m.max() >= n_labels for m in maps):
         raise ValueError(f"labels must lie in [0, {n_labels})")
-    hists = [torch.bincount(m.reshape(-1).long(), minlength=n_labels).double() / m.numel() for m in maps]
-    return torch.stack(hists).mean(dim=0).float()
+    hists = torch.stack([torch.bincount(m.reshape(-1).long(), minlength=n_labels).double() / m.numel() for m in maps])
+    if sample_weight is None:
+        return hists.mean(dim=0).float()
+    w = torch.as_tensor([float(x) for x in sample_weight], dtype=torch.float64)
+    if w.shape[0] != hists.shape[0] or (w < 0).any() or w.sum() <= 0:
+        raise ValueError("label_histogram needs one non-negative weight per map, not all zero")
+    return ((w.unsqueeze(1) * hists).sum(dim=0) / w.sum()).float()
 
 
 def histogram_loss(logits: torch.Tensor, reference: torch.Tensor, form: str = "l2") -> torch.Tensor:
@@ -207,6 +261,7 @@ def total_loss(
     class_weight: torch.Tensor | None = None,
     gamma: float = 2.0,
     stage_start: float = 1 / 3,
+    sample_weight: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Eq. 4.6 with the staged schedule: supervised terms always, ``D_U`` terms after the boundary.
 
@@ -215,15 +270,17 @@ def total_loss(
         class_weight: ``(K,)`` weights for CE and focal α (``class_weights`` of ``D_L``).
         unlabelled_logits: a ``D_U`` batch; ``None`` (or an empty ``D_U``) skips its terms.
         reference_hist: ``(K,)`` mean ``D_L`` histogram; needed when the ``D_U`` terms are on.
+        sample_weight: ``(N,)`` confidence of each labelled image for CE, Dice and focal; None =
+            every image counts fully (the hard ``D_L``/``D_U`` split).
 
     Returns:
         The scalar loss to back-propagate, and its parts (detached, unweighted) by name:
         ``ce``, ``dice``, ``focal`` and, when active, ``hist`` and ``entropy``.
     """
     parts = {
-        "ce": cross_entropy_loss(labelled_logits, labels, class_weight),
-        "dice": dice_loss(labelled_logits, labels),
-        "focal": focal_loss(labelled_logits, labels, gamma, class_weight),
+        "ce": cross_entropy_loss(labelled_logits, labels, class_weight, sample_weight=sample_weight),
+        "dice": dice_loss(labelled_logits, labels, sample_weight=sample_weight),
+        "focal": focal_loss(labelled_logits, labels, gamma, class_weight, sample_weight=sample_weight),
     }
     total = weights.ce * parts["ce"] + weights.dice * parts["dice"] + weights.focal * parts["focal"]
     has_unlabelled = unlabelled_logits is not None and unlabelled_logits.shape[0] > 0

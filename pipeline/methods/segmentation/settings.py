@@ -9,6 +9,7 @@ from pipeline.methods.segmentation.augment import AugmentSettings
 from pipeline.methods.settings_io import settings_from_dict
 from pipeline.methods.segmentation.losses import SegLossWeights
 from pipeline.methods.segmentation.lsa import LsaSettings
+from pipeline.pseudolabels.settings import ConfidenceSettings
 
 DEFAULT_STAGES: dict[str, tuple[str, str]] = {
     "efficientnet_lite0": ("s4", "s16"),
@@ -51,6 +52,11 @@ class SegmentationSettings:
         lsa: how LSA moves parts.
         augment: flips, rotations, jitter and noise.
         holdout_fraction: share of ``D_L`` held out to report mean IoU per epoch.
+        confidence_weighting: off (default): the hard ``D_L``/``D_U`` split. On: every
+            pseudo-labelled image with confidence at least ``confidence.floor`` takes part in the
+            supervised losses, each weighted by its confidence (``pipeline.pseudolabels.confidence``);
+            the held-out slice is drawn from the full-confidence images.
+        confidence: the IQR fence and floor of the confidence (only used when weighting).
         seed: seeds Python, NumPy and torch for the whole training run.
     """
 
@@ -76,6 +82,8 @@ class SegmentationSettings:
     lsa: LsaSettings = field(default_factory=LsaSettings)
     augment: AugmentSettings = field(default_factory=AugmentSettings)
     holdout_fraction: float = 0.1
+    confidence_weighting: bool = False
+    confidence: ConfidenceSettings = field(default_factory=ConfidenceSettings)
     seed: int = 0
 
     @property
@@ -86,6 +94,11 @@ class SegmentationSettings:
         if not low or not deep:
             raise ValueError(f"no default stages for backbone {self.backbone!r}; set low_stage and deep_stage")
         return low, deep
+
+    @property
+    def active_confidence(self) -> ConfidenceSettings | None:
+        """``confidence`` when weighting is on, else None: what ``load_segmentation_data`` takes."""
+        return self.confidence if self.confidence_weighting else None
 
     @classmethod
     def for_profile(cls, profile: str, seed: int = 0, **overrides: Any) -> "SegmentationSettings":
@@ -115,5 +128,6 @@ class SegmentationSettings:
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> "SegmentationSettings":
         """Inverse of ``to_dict``; unknown keys are an error so a stale file is noticed."""
-        nested = {"loss": SegLossWeights, "lsa": LsaSettings, "augment": AugmentSettings}
+        nested = {"loss": SegLossWeights, "lsa": LsaSettings, "augment": AugmentSettings,
+                  "confidence": ConfidenceSettings}
         return settings_from_dict(cls, raw, "segmentation", nested, tuples=("aspp_rates",))

@@ -1,7 +1,8 @@
 """Training loop of the component segmentation network (SPEC §5 step 6, thesis §5.3).
 
 Adam with a cosine learning-rate schedule over the epochs; augmentation and LSA on ``D_L``; the
-supervised losses from the start and the ``D_U`` losses from ``stage_start`` on. Each epoch draws
+supervised losses from the start (each image weighted by its confidence when the data carries
+``train_weights``) and the ``D_U`` losses from ``stage_start`` on. Each epoch draws
 its randomness from ``(seed, epoch)``, so a run resumed from a checkpoint after a kill continues
 exactly as the uninterrupted run would. A checkpoint is written atomically after every epoch.
 
@@ -96,8 +97,9 @@ def train_segmentation(
         progress, on_epoch = no_progress, None  # one progress bar and one log, rank 0's
     step_module = wrap_ddp(_HeadStep(net), dist, device)
     n_labels = net.n_labels
-    weight = class_weights(data.train_maps, n_labels, settings.max_class_weight).to(device)
-    reference = label_histogram(data.train_maps, n_labels).to(device)
+    # With confidence weights a doubtful map also counts less in the class balance and the D_U reference.
+    weight = class_weights(data.train_maps, n_labels, settings.max_class_weight, data.train_weights).to(device)
+    reference = label_histogram(data.train_maps, n_labels, data.train_weights).to(device)
     steps = _steps_per_epoch(len(dist.shard(range(len(data.train_images)))), dist.local_batch(settings.batch_size))
     for epoch in range(start, settings.epochs):
         started = time.perf_counter()
@@ -197,6 +199,7 @@ def _train_epoch(step_module, optimizer, data, settings, epoch, weight, referenc
             logits, y, settings.loss, epoch, settings.epochs,
             unlabelled_logits=unlabelled_logits, reference_hist=reference,
             class_weight=weight, gamma=settings.focal_gamma, stage_start=settings.stage_start,
+            sample_weight=_batch_weights(data, batch, device),
         )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -205,6 +208,13 @@ def _train_epoch(step_module, optimizer, data, settings, epoch, weight, referenc
             sums[name] = sums.get(name, 0.0) + float(value)
         step_done(step)
     return {name: total / len(batches) for name, total in sums.items()}
+
+
+def _batch_weights(data: SegmentationData, batch, device) -> torch.Tensor | None:
+    """The confidences of a batch's images, or None in the hard split (the unweighted losses)."""
+    if data.train_weights is None:
+        return None
+    return torch.tensor([data.train_weights[int(i)] for i in batch], dtype=torch.float32, device=device)
 
 
 def _labelled_sample(data: SegmentationData, index: int, rng: np.random.Generator, settings: SegmentationSettings):

@@ -78,6 +78,24 @@ def test_train_seg_without_pseudo_labels_says_what_to_run(tmp_path, capsys):
     assert err.count("\n") == 0 and "no pseudo-labels yet" in err and "pseudo-labels" in err
 
 
+def test_confidence_weighting_flag_is_saved_and_printed(workspace, capsys):
+    from pipeline.pseudolabels.confidence import weighting_enabled
+
+    checkpoint = Workspace.open(workspace).category_dir(CATEGORY) / FOLDER / "segmentation.safetensors"
+    try:
+        assert _train_seg(workspace, "--epochs", "1", "--confidence-weighting") == 0
+        printed = capsys.readouterr().out
+        assert "confidence weighting: on; confidence of the 6 images:" in printed and "epoch 1/1" in printed
+        assert load_checkpoint(checkpoint).settings.confidence_weighting
+        assert _train_seg(workspace, "--epochs", "1") == 0  # the saved setting holds: nothing left to train
+        assert "confidence weighting: on" in capsys.readouterr().out
+    finally:
+        assert _train_seg(workspace, "--epochs", "1", "--no-confidence-weighting") == 0
+    assert "confidence weighting: off (hard D_L/D_U split)" in capsys.readouterr().out
+    assert not weighting_enabled(Workspace.open(workspace), CATEGORY)
+    assert not load_checkpoint(checkpoint).settings.confidence_weighting
+
+
 def test_train_seg_on_an_unknown_category_exits_2(workspace, capsys):
     assert main(["train-seg", "--workspace", str(workspace), "--category", "nope"]) == 2
     assert "nope" in capsys.readouterr().err

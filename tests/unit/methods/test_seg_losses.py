@@ -150,3 +150,106 @@ def test_total_loss_backpropagates_and_weight_presets_match_the_thesis():
     assert (c.ce, c.dice, c.focal, c.hist, c.entropy, c.hist_form) == (0.5, 1.0, 10.0, 10.0, 1.0, "l1")
     with pytest.raises(ValueError):
         SegLossWeights(hist_form="l3")
+
+
+# --- per-sample (confidence) weights -----------------------------------------------------------
+
+def _three_images(seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """(3, 4, 4) labels over 3 classes (class 2 only in the last image) and random logits."""
+    target = torch.zeros(3, 4, 4, dtype=torch.long)
+    target[0, :2, :2] = 1
+    target[1, 1:, 2:] = 1
+    target[2, 2:, :] = 2
+    return target, _random_logits((3, 3, 4, 4), seed)
+
+
+SUPERVISED = {
+    "ce": lambda lg, t, w, s: cross_entropy_loss(lg, t, w, sample_weight=s),
+    "focal": lambda lg, t, w, s: focal_loss(lg, t, 2.0, w, sample_weight=s),
+    "dice": lambda lg, t, w, s: dice_loss(lg, t, w, sample_weight=s),
+}
+CLASS_WEIGHT = torch.tensor([0.5, 2.0, 1.0])
+
+
+@pytest.mark.parametrize("name", sorted(SUPERVISED))
+@pytest.mark.parametrize("class_weight", [None, CLASS_WEIGHT])
+def test_weights_all_one_give_the_unweighted_loss(name, class_weight):
+    target, logits = _three_images()
+    loss = SUPERVISED[name]
+    assert torch.allclose(loss(logits, target, class_weight, torch.ones(3)), loss(logits, target, class_weight, None))
+
+
+@pytest.mark.parametrize("name", sorted(SUPERVISED))
+@pytest.mark.parametrize("class_weight", [None, CLASS_WEIGHT])
+def test_a_weight_zero_image_contributes_nothing(name, class_weight):
+    target, logits = _three_images()
+    loss = SUPERVISED[name]
+    weighted = loss(logits, target, class_weight, torch.tensor([1.0, 1.0, 0.0]))
+    assert torch.allclose(weighted, loss(logits[:2], target[:2], class_weight, None))  # class 2 absent there too
+    # and scrambling the excluded image's labels changes nothing
+    scrambled = target.clone()
+    scrambled[2] = (scrambled[2] + 1) % 3
+    assert torch.allclose(loss(logits, scrambled, class_weight, torch.tensor([1.0, 1.0, 0.0])), weighted)
+
+
+@pytest.mark.parametrize("name", ["ce", "focal"])  # pixel means; Dice's per-class ratios need not lie between
+def test_only_relative_weights_matter_and_a_low_weight_moves_the_loss_towards_the_others(name):
+    target, logits = _three_images()
+    loss = SUPERVISED[name]
+    half = loss(logits, target, None, torch.tensor([1.0, 1.0, 0.5]))
+    assert torch.allclose(loss(logits, target, None, torch.tensor([4.0, 4.0, 2.0])), half)
+    full, without = loss(logits, target, None, None), loss(logits[:2], target[:2], None, None)
+    assert min(full, without) - 1e-6 <= half <= max(full, without) + 1e-6
+
+
+def test_fractional_weights_follow_the_weighted_mean_of_eq_4_1():
+    target, logits = _three_images()
+    s = torch.tensor([1.0, 0.25, 0.5])
+    log_p = F.log_softmax(logits, 1).gather(1, target[:, None])[:, 0]
+    pixel = s[:, None, None] * CLASS_WEIGHT[target]
+    expected = -(pixel * log_p).sum() / pixel.sum()
+    assert torch.allclose(cross_entropy_loss(logits, target, CLASS_WEIGHT, sample_weight=s), expected)
+
+
+def test_without_sample_weights_dice_is_the_unchanged_class_balanced_formula():
+    target, logits = _three_images(seed=3)
+    probs = logits.softmax(1)
+    onehot = F.one_hot(target, 3).permute(0, 3, 1, 2).float()
+    inter, total = (probs * onehot).sum((0, 2, 3)), probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
+    dice = (2 * inter + 1e-6) / (total + 1e-6)
+    present = (onehot.sum((0, 2, 3)) > 0).float()
+    assert torch.equal(dice_loss(logits, target), 1.0 - (present * dice).sum() / present.sum().clamp(min=1e-6))
+
+
+def test_total_loss_weights_only_the_supervised_parts():
+    target, logits = _three_images()
+    unlabelled = _random_logits((2, 3, 4, 4), seed=5)
+    ref = label_histogram([t.numpy() for t in target], 3)
+    kwargs = dict(unlabelled_logits=unlabelled, reference_hist=ref, class_weight=CLASS_WEIGHT)
+    plain, plain_parts = total_loss(logits, target, SegLossWeights(), 9, 10, **kwargs)
+    ones, _ = total_loss(logits, target, SegLossWeights(), 9, 10, sample_weight=torch.ones(3), **kwargs)
+    assert torch.allclose(ones, plain)
+    _, parts = total_loss(logits, target, SegLossWeights(), 9, 10, sample_weight=torch.tensor([1.0, 0.0, 1.0]), **kwargs)
+    assert parts["ce"] != plain_parts["ce"]
+    assert parts["hist"] == plain_parts["hist"] and parts["entropy"] == plain_parts["entropy"]
+
+
+def test_bad_sample_weights_are_refused():
+    target, logits = _three_images()
+    with pytest.raises(ValueError, match="sample weights"):
+        cross_entropy_loss(logits, target, sample_weight=torch.ones(2))
+    with pytest.raises(ValueError, match="negative"):
+        focal_loss(logits, target, sample_weight=torch.tensor([1.0, -1.0, 1.0]))
+
+
+def test_class_balance_and_reference_histogram_count_each_map_by_its_weight():
+    maps = [np.array([[0, 0, 1, 1]]), np.array([[0, 0, 0, 2]])]
+    assert torch.allclose(class_weights(maps, 3, sample_weight=[1.0, 0.0]), class_weights(maps[:1], 3))
+    assert torch.allclose(class_weights(maps, 3, sample_weight=[1.0, 1.0]), class_weights(maps, 3))
+    got = label_histogram(maps, 3, sample_weight=[3.0, 1.0])
+    assert torch.allclose(got, torch.tensor([0.75 * 0.5 + 0.25 * 0.75, 0.75 * 0.5, 0.25 * 0.25]))
+    assert torch.allclose(label_histogram(maps, 3, sample_weight=[1.0, 1.0]), label_histogram(maps, 3))
+    with pytest.raises(ValueError):
+        label_histogram(maps, 3, sample_weight=[0.0, 0.0])
+    with pytest.raises(ValueError):
+        class_weights(maps, 3, sample_weight=[1.0])

@@ -148,3 +148,16 @@ def test_other_pseudo_labels_start_over_instead_of_resuming(data, tmp_path):
     changed = dataclasses.replace(data, train_maps=tuple(edited))
     assert changed.fingerprint() != data.fingerprint()
     assert _train(changed, tmp_path, dataclasses.replace(TINY, epochs=2)).resumed_from == 0
+
+
+def test_confidence_weights_of_one_train_like_the_hard_split_and_low_weights_train_differently(data, tmp_path):
+    hard = _train(data, tmp_path / "hard")
+    ones = _train(dataclasses.replace(data, train_weights=(1.0,) * 6), tmp_path / "ones")
+    parts = ("ce", "dice", "focal", "hist", "entropy")
+    for a, b in zip(hard.history, ones.history):
+        assert set(a) == set(b)
+        for name in parts:
+            if name in a:
+                assert b[name] == pytest.approx(a[name], rel=1e-3, abs=1e-5)
+    doubted = _train(dataclasses.replace(data, train_weights=(1.0, 1.0, 1.0, 0.1, 0.1, 0.1)), tmp_path / "doubted")
+    assert doubted.history[0]["ce"] != pytest.approx(hard.history[0]["ce"], rel=1e-3)
