@@ -17,6 +17,7 @@ from pipeline.evaluation.report import (
     AUROC_KEYS, auroc_rows, branch_auroc_table, branch_rocs, kind_rocs, threshold_summary, write_report,
 )
 from pipeline.evaluation.roc import RocCurve
+from pipeline.data.samples import DataError
 from pipeline.evaluation.calibration import CALIBRATED, CalibrationSettings
 from pipeline.methods.calibrate import apply_calibration, calibrate_method, calibration_applied, marked_bad_samples
 from pipeline.methods.calibrated import load_calibration
@@ -95,7 +96,11 @@ def _threshold_section(ws: Workspace, category: str, method: str, test_rows: lis
 def _calibration_section(ws: Workspace, category: str, method: str) -> None:
     """Few-shot calibration: fit fusion weights on the images marked bad, compare, apply or revert."""
     st.subheader("Few-shot calibration")
-    marked = marked_bad_samples(ws, category)
+    try:
+        marked = marked_bad_samples(ws, category)
+    except DataError as err:
+        st.error(str(err))
+        return
     st.caption(f"{len(marked)} image(s) marked bad (mark them on the Inspect page). With at least "
                f"{CalibrationSettings().min_marked}, the branch weights of the fused score and a threshold are fitted on "
                "them and the good validation images, checked by leave-one-out; with fewer, equal weights stay.")

@@ -23,6 +23,8 @@ from pipeline.workspace.files import atomic_write_json
 def marked_bad_samples(ws: Workspace, category: str) -> list[Sample]:
     """The category's images the user labelled anything but good (``bad``, ``logical``, ``structural``)."""
     labels = ws.image_labels(category)
+    if all(label == "good" for label in labels.values()):  # nothing marked: no need to read the data folder
+        return []
     return [s for s in load_workspace_category(ws, category).samples if labels.get(s.key, "good") != "good"]
 
 
