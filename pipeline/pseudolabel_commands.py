@@ -38,10 +38,23 @@ def pseudo_labels_command(
         progress.close()
     for line in format_summary(summary):
         print(line)
+    print(confidence_line(ws, category))
     if export is not None:
         written = export_label_maps(ws, category, export)
         print(f"exported {len(written)} label maps (8-bit PNG, 0 = background) -> {export}")
     return 0
+
+
+def confidence_line(ws: Workspace, category: str) -> str:
+    """How typical the new label maps are (IQR-fence confidence) and whether training weighs by it."""
+    from pipeline.pseudolabels.confidence import describe, image_confidence, weighting_enabled
+    from pipeline.pseudolabels.settings import ConfidenceSettings
+
+    confidence = image_confidence(ws, category)
+    if confidence is None:
+        return "confidence: no reliability split yet"
+    state = "on" if weighting_enabled(ws, category) else "off (fit/train-seg --confidence-weighting to use it)"
+    return f"confidence: {describe(confidence.effective, ConfidenceSettings().floor)}; weighting {state}"
 
 
 def format_summary(summary) -> list[str]:

@@ -57,6 +57,7 @@ def test_pseudo_labels_prints_adapters_and_summary_and_exports(data, tmp_path, c
     assert "segmenter: classical region proposals" in printed and "detector: no detector" in printed
     assert "components found" in printed and "clusters" in printed and "reliable:" in printed
     assert "exported 4 label maps" in printed
+    assert "confidence: 4 images:" in printed and "weighting off" in printed
     files = sorted(out.iterdir())
     assert [f.name for f in files] == ["000.png", "001.png", "002.png", "003.png"]
     ws = Workspace.open(tmp_path / "ws")
