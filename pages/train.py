@@ -19,6 +19,7 @@ from pipeline.device import DeviceError, cuda_summary, describe_device, resolve_
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.jobs import cancel_job, current_job, job_log, launch_fit_job, list_jobs, resume_job, running_job
 from pipeline.methods import METHODS
+from pipeline.pseudolabels.confidence import weighting_enabled
 from pipeline.methods.zeroshot import ZEROSHOT, prompt_word, set_object_word, unavailable_reason
 from pipeline.workspace import JobRecord, Workspace, WorkspaceError
 
@@ -31,6 +32,9 @@ RESUMABLE = ("failed", "cancelled")
 
 
 # --- settings ------------------------------------------------------------------------------
+
+# Methods whose fit trains the segmentation network on the pseudo-labels.
+SEGMENTING_METHODS = ("histogram", "aecsad", "csad", "aecsad-retrieval")
 
 def _device_choice() -> str:
     gpus = loaders.cuda_devices()
@@ -254,6 +258,10 @@ def train_page() -> None:
     method = select_method(key="train_method")
     st.caption(METHODS[method].summary)
     blocked = method == ZEROSHOT.name and _zeroshot_inputs(ws, category)
+    if method in SEGMENTING_METHODS:
+        state = "on" if weighting_enabled(ws, category) else "off"
+        st.caption(f"Segmentation training: confidence weighting of the pseudo-labels is **{state}** "
+                   "(switch it on the Clusters page).")
     profile, device, seed = _settings()
     left, right = st.columns(2)
     if left.button("Start training job", type="primary", key="fit_button", icon=":material/play_arrow:",

@@ -149,3 +149,17 @@ def test_inspect_and_evaluate_ask_for_a_build_first(app, page_workspaces):
         at = app.open(page_workspaces["data"], page)
         assert len(at.info) == 1 and at.info[0].value.startswith("No instant model for **pin_tray** yet.")
         assert not at.get("image") and not at.get("plotly_chart")
+
+
+def test_segmenting_methods_say_whether_confidence_weighting_is_on(app, workspace_copy):
+    from pipeline.pseudolabels.confidence import set_weighting
+
+    ws_path = workspace_copy("data")
+    at = app.open(ws_path, PAGE)
+    assert not any("confidence weighting" in c.value for c in at.caption)  # instant trains no segmenter
+    at.selectbox("train_method").set_value("histogram")
+    app.run(at)
+    assert any("confidence weighting of the pseudo-labels is **off**" in c.value for c in at.caption)
+    set_weighting(Workspace.open(ws_path), "pin_tray", True)
+    app.run(at)
+    assert any("confidence weighting of the pseudo-labels is **on**" in c.value for c in at.caption)
