@@ -97,13 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--epochs", type=int, help="override the profile's number of epochs")
-    resume = p.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="restart", action="store_false",
-                        help="continue an interrupted run from its last checkpoint when its settings and "
-                        "pseudo-labels match (the default)")
-    resume.add_argument("--restart", dest="restart", action="store_true",
-                        help="ignore the checkpoint of an interrupted run and train from scratch")
-    p.set_defaults(restart=False)  # both flags share ``restart``; without this --resume's default (True) wins
+    _resume_args(p, "pseudo-labels")
     _confidence_arg(p)
 
     _train_lgst_parser(sub)
@@ -120,6 +114,17 @@ def _confidence_arg(p: argparse.ArgumentParser) -> None:
                    help="weight each pseudo-labelled image's supervised segmentation loss by its confidence "
                    "(IQR fence on its class areas) instead of the hard reliable/unreliable split; saved as the "
                    "category's setting (Clusters page, later fits and jobs use it); default: the saved setting, off")
+
+
+def _resume_args(p: argparse.ArgumentParser, inputs: str) -> None:
+    """``--resume`` (the default) / ``--restart`` for a training command whose checkpoint depends on ``inputs``."""
+    resume = p.add_mutually_exclusive_group()
+    resume.add_argument("--resume", dest="restart", action="store_false",
+                        help=f"continue an interrupted run from its last checkpoint when its settings and {inputs} "
+                        "match (the default)")
+    resume.add_argument("--restart", dest="restart", action="store_true",
+                        help="ignore the checkpoint of an interrupted run and train from scratch")
+    p.set_defaults(restart=False)  # both flags share ``restart``; without this --resume's default (True) wins
 
 
 def _calibration_parsers(sub) -> None:
@@ -152,13 +157,7 @@ def _train_lgst_parser(sub) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, help="override the profile's number of steps (fit then trains its own students)")
     p.add_argument("--backbone", default="auto", help="auto, efficientnet_lite0 or wide_resnet50_2 (see fit --help)")
-    resume = p.add_mutually_exclusive_group()
-    resume.add_argument("--resume", dest="restart", action="store_false",
-                        help="continue an interrupted run from its last checkpoint when its settings and data "
-                        "match (the default)")
-    resume.add_argument("--restart", dest="restart", action="store_true",
-                        help="ignore the checkpoint of an interrupted run and train from scratch")
-    p.set_defaults(restart=False)
+    _resume_args(p, "data")
 
 
 def _bundle_predict_args(p: argparse.ArgumentParser) -> None:
