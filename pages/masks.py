@@ -23,7 +23,7 @@ from pipeline.pseudolabels import curation, edits, render, store
 from pipeline.pseudolabels.adapters.base import Box
 from pipeline.pseudolabels.adapters.factory import DETECTORS, SEGMENTERS, model_unavailable
 from pipeline.pseudolabels.run import run_pseudo_labels, seed_of, with_seed
-from pipeline.pseudolabels.settings import ClusterSettings, MaskSettings, PseudoLabelSettings
+from pipeline.pseudolabels.settings import ClassicSettings, ClusterSettings, MaskSettings, PseudoLabelSettings
 from pipeline.pseudolabels.tag_curation import category_tags
 from pipeline.workspace import Workspace
 
@@ -94,6 +94,22 @@ def _cluster_settings(base: ClusterSettings, category: str) -> ClusterSettings:
     return dataclasses.replace(base, bandwidth_quantile=float(quantile), min_cluster_fraction=float(smallest))
 
 
+def _region_settings(base: ClassicSettings, category: str) -> ClassicSettings:
+    """The classical segmenter's edge handling, which decides how thin parts (pins, wires) survive."""
+    k = f"::{category}"
+    c1, c2 = st.columns(2)
+    passes = c1.number_input("Edge refinement passes (classical segmenter)", 0, 10, int(base.refine_iterations),
+                             key="masks_refine" + k, help="Passes that hand each pixel on a region edge to the "
+                             "neighbouring region of the nearer colour. Thin parts keep their true outline "
+                             "(measured on pin_tray: segmentation ceiling 0.75 → 0.84 with 2 passes), but the "
+                             "clusters change: check the cluster count after a build.")
+    thinnest = c2.number_input("Thinnest region kept (pixels)", 0.0, 20.0, float(base.min_thickness), 0.5,
+                               key="masks_thin" + k, help="Regions thinner than this (largest inscribed "
+                               "radius) are edge strips and merge into the neighbour of the nearest colour; "
+                               "lower keeps thinner parts as parts of their own. 0 keeps every strip.")
+    return dataclasses.replace(base, refine_iterations=int(passes), min_thickness=float(thinnest))
+
+
 def _availability() -> str:
     dino = model_unavailable("groundingdino") or model_unavailable("groundingdino_text_encoder")
     sam = model_unavailable("sam_vit_b")
@@ -113,9 +129,10 @@ def _run_config(ws: Workspace, category: str) -> RunConfig:
         st.caption(_availability())
         masks = _mask_settings(base.masks, category)
         clusters = _cluster_settings(base.clusters, category)
+        classic = _region_settings(base.classic, category)
         seed = st.number_input("Seed (feature projection, clustering)", 0, 2**31 - 1, seed_of(base),
                                key=f"masks_seed::{category}")
-    settings = with_seed(dataclasses.replace(base, masks=masks, clusters=clusters), int(seed))
+    settings = with_seed(dataclasses.replace(base, masks=masks, clusters=clusters, classic=classic), int(seed))
     return RunConfig(settings, detector, segmenter, device)
 
 

@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seeds the feature projection and the clustering (default: the stored settings' seed, else 0)")
     p.add_argument("--default-settings", action="store_true",
                    help="use the default stage settings, not those stored in the workspace by the Masks page")
+    p.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", dest="assignments",
+                   help="change one stage setting for this run and store it for the next (repeatable), e.g. "
+                        "classic.refine_iterations=2 or clusters.bandwidth_quantile=0.4")
     p.add_argument("--export", type=Path, help="also write each training image's label map (8-bit PNG) here")
 
     p = sub.add_parser("tags", help="list tag suggestions of a category and keep/drop/mark tags as background")
@@ -305,7 +308,7 @@ def run(args: argparse.Namespace) -> int:
             )
         return pseudolabel_commands.pseudo_labels_command(
             args.data, args.category, args.workspace, args.detector, args.segmenter, args.device, args.seed, args.export,
-            args.default_settings,
+            args.default_settings, args.assignments,
         )
     if args.command == "train-seg":
         from pipeline import segmentation_commands  # imported on use: loads torch models

@@ -14,18 +14,20 @@ SUGGESTION_IMAGES = 3
 
 def pseudo_labels_command(
     data: Path, category: str, workspace: Path, detector: str, segmenter: str, device: str, seed: int | None,
-    export: Path | None = None, default_settings: bool = False,
+    export: Path | None = None, default_settings: bool = False, assignments: list[str] | None = None,
 ) -> int:
     from pipeline.pseudolabels.edits import SETTINGS
     from pipeline.pseudolabels.export import export_label_maps
     from pipeline.pseudolabels.run import run_pseudo_labels, with_seed
-    from pipeline.pseudolabels.settings import PseudoLabelSettings
+    from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments
 
     ws = Workspace.open(workspace, create=True)
     register_category(ws, data, category)
     stored = None if default_settings else ws.get_setting(SETTINGS, None, category=category)
     settings = PseudoLabelSettings.from_dict(stored) if stored else PseudoLabelSettings()
-    print(f"settings: {'stored in the workspace (Masks page)' if stored else 'defaults'}")
+    settings = with_assignments(settings, list(assignments or ()))  # before any work: a typo fails fast
+    changed = f"; changed: {', '.join(assignments)}" if assignments else ""
+    print(f"settings: {'stored in the workspace (Masks page)' if stored else 'defaults'}{changed}")
     if seed is not None:
         settings = with_seed(settings, seed)
     progress = TqdmProgress()

@@ -32,7 +32,7 @@ from pipeline.data.images import load_rgb  # noqa: E402
 from pipeline.models.backbones import build_backbone, choose_backbone  # noqa: E402
 from pipeline.pseudolabels import chain, clustering, features, quality, reliability  # noqa: E402
 from pipeline.pseudolabels.adapters.classic import ClassicSegmenter  # noqa: E402
-from pipeline.pseudolabels.settings import PseudoLabelSettings  # noqa: E402
+from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,18 +48,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def with_overrides(settings: PseudoLabelSettings, assignments: list[str]) -> PseudoLabelSettings:
-    """``settings`` with each ``part.field=value`` applied (value as JSON when it parses)."""
-    data = settings.to_dict()
-    for assignment in assignments:
-        name, _, text = assignment.partition("=")
-        part, _, field = name.partition(".")
-        if part not in data or field not in data[part]:
-            raise SystemExit(f"unknown setting {name!r}")
-        try:
-            data[part][field] = json.loads(text)
-        except json.JSONDecodeError:
-            data[part][field] = text
-    return PseudoLabelSettings.from_dict(data)
+    """``settings`` with each ``part.field=value`` applied (``settings.with_assignments``)."""
+    try:
+        return with_assignments(settings, assignments)
+    except ValueError as err:
+        raise SystemExit(str(err)) from None
 
 
 def measure_category(root: Path, settings: PseudoLabelSettings, n: int | None, backbone) -> dict:

@@ -29,13 +29,18 @@ def test_build_button_creates_the_pseudo_labels(app, pl_copy):
     at.selectbox("masks_detector").set_value("none")
     at.selectbox("masks_segmenter").set_value("classic")
     at.slider("masks_bw::pin_tray").set_value(0.25)
+    assert at.number_input("masks_refine::pin_tray").value == 0  # the classical segmenter's defaults
+    at.number_input("masks_refine::pin_tray").set_value(2)
+    at.number_input("masks_thin::pin_tray").set_value(2.0)
     at.button("build_masks").click()
     app.run(at)
 
     state = store.load_state(Workspace.open(ws_path), CATEGORY)
     assert state.done and len(state.components) == 4 and state.cluster_names and state.n_components > 0
     assert state.run["settings"]["features"]["variants"] is False  # the stored settings were used
-    assert state.run["settings"]["clusters"]["bandwidth_quantile"] == 0.25  # ...with the page's change
+    assert state.run["settings"]["clusters"]["bandwidth_quantile"] == 0.25  # ...with the page's changes
+    assert state.run["settings"]["classic"]["refine_iterations"] == 2
+    assert state.run["settings"]["classic"]["min_thickness"] == 2.0
     [success] = at.success
     assert "4 training images" in success.value and "segmenter: classical region proposals" in success.value
     assert {m.label: m.value for m in at.metric}["Clusters"] == str(len(state.cluster_names))

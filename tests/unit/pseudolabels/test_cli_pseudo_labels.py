@@ -91,10 +91,29 @@ def test_pseudo_labels_reuses_the_settings_stored_by_the_masks_page(data, tmp_pa
     assert ws.get_setting(SETTINGS, None, category=CATEGORY)["masks"]["min_area"] == 50
 
 
+def test_set_changes_a_setting_for_the_run_and_stores_it(data, tmp_path, capsys):
+    from pipeline.pseudolabels.edits import SETTINGS
+
+    ws_path = tmp_path / "ws"
+    assert _pseudo_labels(data, ws_path, "--detector", "none", "--set", "classic.refine_iterations=2",
+                          "--set", "clusters.bandwidth_quantile=0.4") == 0
+    assert "changed: classic.refine_iterations=2, clusters.bandwidth_quantile=0.4" in capsys.readouterr().out
+    ws = Workspace.open(ws_path)
+    stored = ws.get_setting(SETTINGS, None, category=CATEGORY)
+    assert stored["classic"]["refine_iterations"] == 2 and stored["clusters"]["bandwidth_quantile"] == 0.4
+    assert store.load_state(ws, CATEGORY).run["settings"]["classic"]["refine_iterations"] == 2
+
+    assert _pseudo_labels(data, ws_path, "--detector", "none") == 0  # the next run starts from them
+    assert "4 reused from the workspace" in capsys.readouterr().out
+    assert ws.get_setting(SETTINGS, None, category=CATEGORY)["classic"]["refine_iterations"] == 2
+
+
 @pytest.mark.parametrize("args, message", [
     (("--category", "nope"), "no category 'nope'"),
     (("--detector", "manual"), "manual detector needs boxes"),
     (("--device", "tpu"), ""),
+    (("--set", "classic.refine_iteratons=2"), "unknown setting 'classic.refine_iteratons'"),
+    (("--set", "clusters.bandwidth_quantile=wide"), "takes float, got 'wide'"),
 ])
 def test_pseudo_labels_bad_input_exits_2_with_one_line(data, tmp_path, capsys, args, message):
     base = ["pseudo-labels", "--data", data, "--category", CATEGORY, "--workspace", tmp_path / "ws",
