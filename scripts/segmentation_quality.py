@@ -1,6 +1,6 @@
 """Measure the segmentation network and the histogram method on the synthetic benchmark.
 
-Per category: labels from the offline pseudo-label chain (``--labels pseudo``: default settings,
+Per category: labels from the offline pseudo-label chain (``--labels pseudo``: default settings or ``--set`` ones,
 no detector, classic segmenter) or the generator's true maps (``--labels true``, to tell the
 network's quality apart from the pseudo-labels'); then ``fit --method histogram`` (which trains
 the segmentation network with the chosen profile) and ``evaluate``, the same code paths as the
@@ -39,6 +39,7 @@ from pipeline.methods.segmentation.checkpoint import load_checkpoint  # noqa: E4
 from pipeline.methods.segmentation.train import CHECKPOINT  # noqa: E402
 from pipeline.pseudolabels import quality  # noqa: E402
 from pipeline.pseudolabels.run import run_pseudo_labels  # noqa: E402
+from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments  # noqa: E402
 from pipeline.pseudolabels.truth import store_true_labels  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json  # noqa: E402
@@ -63,6 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workspace", type=Path, help="keep the workspace here (default: a temporary folder)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    parser.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", dest="assignments",
+                        help="change one pseudo-label setting (as `pseudo-labels --set`), e.g. classic.refine_iterations=2")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
 
@@ -118,7 +121,8 @@ def measure(root: Path, args: argparse.Namespace, scratch: Path) -> dict:
     if args.labels == "true":
         store_true_labels(ws, root.name)
     else:
-        run_pseudo_labels(ws, root.name, detector="none", segmenter="classic", device=args.device)
+        settings = with_assignments(PseudoLabelSettings(), args.assignments)
+        run_pseudo_labels(ws, root.name, settings, detector="none", segmenter="classic", device=args.device)
     label_seconds = time.perf_counter() - start
     fit = fit_method(ws, root.name, METHOD, profile=args.profile, device=args.device, seed=args.seed)
     history = load_checkpoint(ws.method_dir(root.name, METHOD) / CHECKPOINT).history
@@ -126,6 +130,7 @@ def measure(root: Path, args: argparse.Namespace, scratch: Path) -> dict:
     miou, per_class = test_good_miou(ws, root.name, args.device)
     return {
         "category": root.name, "labels": args.labels, "profile": args.profile,
+        "pseudo_label_settings_changed": args.assignments if args.labels == "pseudo" else [],
         "miou_test_good": round(miou, 4), "iou_per_true_class": per_class,
         "heldout_miou_last_epoch": history[-1]["miou"], "epochs": len(history),
         "label_minutes": round(label_seconds / 60, 2),
