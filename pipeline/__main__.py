@@ -38,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         "EfficientNet-Lite0), efficientnet_lite0 or wide_resnet50_2",
     )
     _confidence_arg(p)
+    _training_settings_arg(p)
 
     p = sub.add_parser("evaluate", help="score the test split and write metrics JSON")
     _method_args(p)
@@ -112,6 +113,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _training_settings_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", dest="assignments",
+                   help="change one training setting from the profile's default (repeatable); parts: segmentation "
+                        "(the segmentation network) and lgst (the students), e.g. lgst.steps=1500 or "
+                        "segmentation.epochs=30; stored with the model")
+
+
 def _confidence_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--confidence-weighting", action=argparse.BooleanOptionalAction, default=None,
                    help="weight each pseudo-labelled image's supervised segmentation loss by its confidence "
@@ -158,7 +166,7 @@ def _train_lgst_parser(sub) -> None:
                    help="quick: CPU-friendly (500 steps, narrow students); paper: thesis settings (70000 steps)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--steps", type=int, help="override the profile's number of steps (fit then trains its own students)")
+    p.add_argument("--steps", type=int, help="override the profile's number of steps (fit --set lgst.steps=N reuses them; a plain fit trains its own)")
     p.add_argument("--backbone", default="auto", help="auto, efficientnet_lite0 or wide_resnet50_2 (see fit --help)")
     _resume_args(p, "data")
 
@@ -224,6 +232,7 @@ def _jobs_parser(sub) -> None:
     start.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     start.add_argument("--seed", type=int, default=0)
     start.add_argument("--backbone", default="auto", help="auto, efficientnet_lite0 or wide_resnet50_2 (see fit --help)")
+    _training_settings_arg(start)
     p = jobs.add_parser("list", help="recent jobs, newest first")
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--limit", type=int, default=20)
@@ -250,7 +259,8 @@ def run_jobs(args: argparse.Namespace) -> int:
 
     if args.jobs_command == "start":
         return commands.jobs_start_command(
-            args.workspace, args.category, args.method, args.profile, args.device, args.seed, args.backbone, args.data
+            args.workspace, args.category, args.method, args.profile, args.device, args.seed, args.backbone, args.data,
+            args.assignments,
         )
     if args.jobs_command == "list":
         return commands.jobs_list_command(args.workspace, args.limit)
@@ -283,7 +293,7 @@ def run(args: argparse.Namespace) -> int:
     if args.command == "fit":
         return commands.fit_command(
             args.data, args.category, args.workspace, args.method, args.profile, args.device, args.seed, args.backbone,
-            args.confidence_weighting,
+            args.confidence_weighting, args.assignments,
         )
     if args.command == "evaluate":
         return commands.evaluate_command(args.data, args.category, args.workspace, args.method, args.out, args.device)

@@ -69,8 +69,9 @@ def register_category(workspace: Workspace, data: Path, category: str) -> None:
 
 def fit_command(
     data: Path, category: str, workspace: Path, method: str, profile: str, device: str, seed: int, backbone: str = "auto",
-    confidence_weighting: bool | None = None,
+    confidence_weighting: bool | None = None, assignments: list[str] | None = None,
 ) -> int:
+    changes = _training_changes(method, assignments)  # a typo exits before anything is written
     ws = Workspace.open(workspace, create=True)
     register_category(ws, data, category)
     if confidence_weighting is not None:  # a category setting: the segmentation step of the fit reads it
@@ -80,7 +81,8 @@ def fit_command(
     progress = TqdmProgress()
     try:
         summary = fit_method(
-            ws, category, method, profile=profile, device=device, seed=seed, progress=progress, backbone=backbone
+            ws, category, method, profile=profile, device=device, seed=seed, progress=progress, backbone=backbone,
+            settings_changes=changes,
         )
     finally:
         progress.close()
@@ -89,6 +91,14 @@ def fit_command(
         f"threshold {summary.threshold:.4g} flags {summary.flagged} of {summary.n_validation} good validation images"
     )
     return 0
+
+
+def _training_changes(method: str, assignments: list[str] | None) -> dict:
+    from pipeline.methods import get_method
+    from pipeline.methods.training_settings import check_training_settings, parse_training_settings
+
+    spec = get_method(method)
+    return check_training_settings(method, spec.trains, parse_training_settings(assignments or []))
 
 
 def evaluate_command(data: Path, category: str, workspace: Path, method: str, out: Path, device: str) -> int:
@@ -232,15 +242,18 @@ def import_command(workspace: Path, data: Path, categories: list[str] | None) ->
 
 def jobs_start_command(
     workspace: Path, category: str, method: str, profile: str, device: str, seed: int, backbone: str,
-    data: Path | None = None,
+    data: Path | None = None, assignments: list[str] | None = None,
 ) -> int:
     """Start a fit job in the background; prints its id alone on stdout (for scripts)."""
     from pipeline.jobs import launch_fit_job
+    from pipeline.methods.training_settings import parse_training_settings
 
+    changes = parse_training_settings(assignments or [])  # a typo exits first; launch checks the method
     ws = Workspace.open(workspace, create=data is not None)
     if data is not None:
         register_category(ws, data, category)
-    job_id = launch_fit_job(ws, category, method, profile=profile, device=device, seed=seed, backbone=backbone)
+    job_id = launch_fit_job(ws, category, method, profile=profile, device=device, seed=seed, backbone=backbone,
+                            settings_changes=changes)
     print(job_id)
     print(f"started job {job_id} (fit {method} on {category}); follow it with "
           f"`python -m pipeline jobs show --workspace {ws.path} --job {job_id}`", file=sys.stderr)

@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -50,6 +50,8 @@ class FitParams:
     device: str = "auto"
     seed: int = 0
     backbone: str = "auto"
+    settings_changes: dict = field(default_factory=dict)
+    """Training settings changed from the profile (``{"lgst": {"steps": 1500}}``), as JSON."""
 
     @classmethod
     def from_dict(cls, params: dict) -> "FitParams":
@@ -80,14 +82,16 @@ def job_log(workspace: Workspace, job_id: int, max_lines: int = 40) -> str:
 
 def launch_fit_job(
     workspace: Workspace, category: str, method: str, profile: str = "quick", device: str = "auto",
-    seed: int = 0, backbone: str = "auto",
+    seed: int = 0, backbone: str = "auto", settings_changes: dict | None = None,
 ) -> int:
     """Register a fit job and start its detached worker; returns the job id.
 
     Refused with WorkspaceError (naming the running job) while another job of the workspace runs,
-    and with a clear error for an unknown category, method or profile, before any process starts.
+    and with a clear error for an unknown category, method, profile or training setting
+    (``settings_changes``, see ``pipeline.methods.training_settings``), before any process starts.
     """
-    return _launch(workspace, category, method, asdict(FitParams(profile, device, int(seed), backbone)))
+    params = FitParams(profile, device, int(seed), backbone, dict(settings_changes or {}))
+    return _launch(workspace, category, method, asdict(params))
 
 
 def resume_job(workspace: Workspace, job_id: int) -> int:
@@ -110,8 +114,11 @@ def _launch(workspace: Workspace, category: str, method: str, params: dict) -> i
     from pipeline.methods import get_method
     from pipeline.methods.runner import load_workspace_category
 
+    from pipeline.methods.training_settings import check_training_settings
+
     _reap()
-    get_method(method)
+    spec = get_method(method)
+    params["settings_changes"] = check_training_settings(method, spec.trains, params.get("settings_changes") or {})
     load_workspace_category(workspace, category)  # unknown category or moved data: refused before any process
     if params["profile"] not in PROFILES:
         raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {params['profile']!r}")

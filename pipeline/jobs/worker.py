@@ -61,6 +61,7 @@ def _run_fit(workspace: Workspace, category: str, method: str, params: FitParams
         summary = fit_method(
             workspace, category, method, profile=params.profile, device=params.device, seed=params.seed,
             backbone=params.backbone, progress=tracker.progress, report=tracker.report,
+            settings_changes=params.settings_changes,
         )
     except (JobCancelled, KeyboardInterrupt):
         print(f"job {job_id}: {CANCELLED_MESSAGE}", flush=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 
@@ -81,6 +81,9 @@ class FitContext:
         backbone: ``"auto"`` or a backbone name (see ``pipeline.models.backbones.choose_backbone``).
         workspace, category: where the category's pseudo-labels live (methods with a segmentation
             branch read them; None when fitting outside a workspace).
+        settings_changes: training settings changed from the profile's defaults, by part
+            (``{"lgst": {"steps": 1500}}``; ``pipeline.methods.training_settings``), checked
+            against ``MethodSpec.trains`` before the fit starts.
     """
 
     data: "CategoryData"
@@ -94,6 +97,11 @@ class FitContext:
     workspace: "Workspace | None" = None
     category: str = ""
     report: MetricsFn = no_metrics
+    settings_changes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+
+    def changed(self, part: str) -> dict[str, Any]:
+        """The changed fields of one training part, as keyword arguments of its ``for_profile``."""
+        return dict(self.settings_changes.get(part, {}))
 
 
 @dataclass(frozen=True)
@@ -106,6 +114,8 @@ class MethodSpec:
         summary: one sentence on what it does and needs.
         fit: trains/builds the model into ``ctx.out_dir``; returns ``{role: file name}``.
         load: ``(out_dir, device) -> Detector``.
+        trains: the training settings parts its fit reads (``segmentation``, ``lgst``): what
+            ``fit --set part.field=value`` may change.
     """
 
     name: str
@@ -113,3 +123,4 @@ class MethodSpec:
     summary: str
     fit: Callable[[FitContext], dict[str, str]]
     load: Callable[[Path, "torch.device"], Detector]
+    trains: tuple[str, ...] = ()

@@ -20,6 +20,7 @@ from pipeline.device import resolve_device, set_determinism
 from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
 from pipeline.methods.calibrated import CALIBRATION_FILE, with_active_fusion
+from pipeline.methods.training_settings import SettingsChanges, check_training_settings
 from pipeline.methods.base import (
     Detector, FitContext, MetricsFn, Prediction, ProgressFn, no_metrics, no_progress,
 )
@@ -95,14 +96,19 @@ def store_threshold(workspace: Workspace, category: str, method: str, val_scores
 def fit_method(
     workspace: Workspace, category: str, method: str, profile: str = "quick",
     device: str = "auto", seed: int = 0, progress: ProgressFn = no_progress, backbone: str = "auto",
-    report: MetricsFn = no_metrics,
+    report: MetricsFn = no_metrics, settings_changes: SettingsChanges | None = None,
 ) -> FitSummary:
     """Fit ``method`` on the category's good training images, score its validation images.
+
+    ``settings_changes`` (``{"lgst": {"steps": 1500}}``) changes training settings from the
+    profile's defaults; they are checked against what the method trains before anything runs,
+    and stored with the model.
 
     ``progress`` gets every loop's steps; ``report`` gets live training metrics (losses) from
     methods that train (a background job stores both, see ``pipeline.jobs``).
     """
     spec = get_method(method)
+    changes = check_training_settings(method, spec.trains, settings_changes or {})
     data = load_workspace_category(workspace, category)
     dev = resolve_device(device)
     set_determinism(seed)
@@ -110,7 +116,7 @@ def fit_method(
     ctx = FitContext(
         data=data, out_dir=workspace.method_dir(category, method), profile=profile, device=dev,
         seed=seed, labelled_bad=tuple(sorted(k for k, v in labels.items() if v != "good")), progress=progress,
-        backbone=backbone, workspace=workspace, category=category, report=report,
+        backbone=backbone, workspace=workspace, category=category, report=report, settings_changes=changes,
     )
     start = time.perf_counter()
     (ctx.out_dir / CALIBRATION_FILE).unlink(missing_ok=True)  # weights fitted on the old model's branches
@@ -125,7 +131,8 @@ def fit_method(
     low, high = display_range([p.anomaly_map for _, _, p in scored], val_scores)
     workspace.record_model(
         category, method, files,
-        settings={"profile": profile, "device": str(dev), "seed": seed, "backbone": backbone, "labelled_bad": list(ctx.labelled_bad)},
+        settings={"profile": profile, "device": str(dev), "seed": seed, "backbone": backbone,
+                  "labelled_bad": list(ctx.labelled_bad), "settings_changes": changes},
         metrics={
             "seconds_fit": seconds, "n_train": len(data.select("train", "good")),
             "n_validation": len(validation), "display_range": [low, high],

@@ -14,6 +14,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.assignments import parse_assignments
+
 
 @dataclass(frozen=True)
 class MaskSettings:
@@ -291,39 +293,10 @@ def _restore(value: Any, default: Any) -> Any:
     return value
 
 
-_SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}
-
-
 def with_assignments(settings: PseudoLabelSettings, assignments: list[str]) -> PseudoLabelSettings:
-    """``settings`` with each ``part.field=value`` applied, for the CLI's ``--set`` and the
-    quality script. The value is read as JSON when it parses (``2``, ``0.4``, ``true``,
-    ``null``, ``[100, 200]``), else as text; a name that is not a setting or a value of the
-    wrong type is a ``ValueError`` naming the choices, so a typo cannot reach a stage."""
+    """``settings`` with each ``part.field=value`` applied (``parse_assignments`` reads and checks
+    them), for the CLI's ``--set`` and the quality script."""
     data = settings.to_dict()
-    for assignment in assignments:
-        name, sep, text = assignment.partition("=")
-        part, _, field_name = name.strip().partition(".")
-        if not sep or part not in data or field_name not in data[part]:
-            raise ValueError(f"unknown setting {name!r} (write part.field=value; parts: {', '.join(PARTS)}; "
-                             f"fields of {part!r}: {', '.join(data.get(part, {})) or 'none'})")
-        try:
-            value = json.loads(text)
-        except json.JSONDecodeError:
-            value = text
-        _check_type(name, value, _PART_TYPES[part], field_name)
-        data[part][field_name] = value
+    for part, changes in parse_assignments(assignments, _PART_TYPES).items():
+        data[part].update(changes)
     return PseudoLabelSettings.from_dict(data)
-
-
-def _check_type(name: str, value: Any, part_type: type, field_name: str) -> None:
-    # Annotations are strings here (``from __future__ import annotations``): "float | None",
-    # "tuple[float, ...]"; a bool is an int to Python, so it only passes where bool is allowed.
-    annotation = next(f.type for f in dataclasses.fields(part_type) if f.name == field_name)
-    options = [option.strip() for option in str(annotation).split("|")]
-    if any(option.startswith("tuple") for option in options) and isinstance(value, list):
-        return
-    allowed = tuple(t for option in options for t in _SCALAR_TYPES.get(option, ()))
-    if isinstance(value, bool) and bool not in allowed:
-        allowed = ()
-    if not isinstance(value, allowed):
-        raise ValueError(f"setting {name} takes {annotation}, got {value!r}")

@@ -52,6 +52,7 @@ def test_instant_job_runs_in_the_background_and_its_model_shows_on_inspect(app, 
     ws = Workspace.open(ws_path)
     at = app.open(ws_path, PAGE)
     assert at.selectbox("train_method").value == "instant"
+    assert [n.key for n in at.number_input] == ["train_seed"]  # instant has no training length to change
     assert at.button("evaluate_button").disabled  # nothing to evaluate before a build
     at.selectbox("train_device").set_value("cpu")
     at.number_input("train_seed").set_value(3)
@@ -110,8 +111,11 @@ def test_second_launch_is_refused_cancel_and_resume(app, workspace_copy, slow_jo
     at.selectbox("train_method").set_value("gated")
     at.selectbox("train_device").set_value("cpu")
     app.run(at)
+    assert at.number_input("train_lgst_steps_quick").value == 500  # gated trains "lgst": the quick profile's steps
+    at.number_input("train_lgst_steps_quick").set_value(1500)
     at.button("fit_button").click()
     app.run(at)
+    assert ws.job(1).params["settings_changes"] == {"lgst": {"steps": 1500}}
     wait_for(lambda: ws.job(1).stage == "gated wait", "the gated stage")
 
     # Reopening the page (a new session, as after closing the tab) shows the running job.

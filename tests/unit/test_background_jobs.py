@@ -85,7 +85,7 @@ def _load(folder: Path, device) -> MeanImageDetector:
     return MeanImageDetector(np.load(folder / "mean.npy"))
 
 
-GATED = MethodSpec("gated", "Gated (tests)", "waits for a gate file", _gated_fit, _load)
+GATED = MethodSpec("gated", "Gated (tests)", "waits for a gate file", _gated_fit, _load, trains=("lgst",))
 STUCK = MethodSpec("stuck", "Stuck (tests)", "waits without progress", lambda ctx: _gated_fit(ctx, False), _load)
 
 
@@ -241,6 +241,8 @@ def test_launch_refuses_bad_input_before_starting_anything(ws: Workspace) -> Non
         launch_fit_job(ws, CATEGORY, "nope")
     with pytest.raises(ValueError, match="profile"):
         launch_fit_job(ws, CATEGORY, "instant", profile="slow")
+    with pytest.raises(ValueError, match="does not train lgst"):
+        launch_fit_job(ws, CATEGORY, "instant", settings_changes={"lgst": {"steps": 3}})
     assert ws.jobs() == []
     with pytest.raises(WorkspaceError, match="no job 7"):
         cancel_job(ws, 7)

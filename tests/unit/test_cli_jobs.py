@@ -50,7 +50,7 @@ def test_jobs_commands_start_show_cancel_resume(tiny_synth: Path, tmp_path: Path
     ws = Workspace.open(ws_path)
     try:
         code, out, err = _cli(capsys, "jobs", "start", "--workspace", ws_path, "--category", "bottle",
-                              "--method", "gated", "--device", "cpu")
+                              "--method", "gated", "--device", "cpu", "--set", "lgst.steps=7")
         assert (code, out) == (0, "1\n") and "jobs show" in err
         code, out, err = _cli(capsys, "jobs", "start", "--workspace", ws_path, "--category", "bottle", "--method", "gated")
         assert code == 2 and err.startswith("error: job 1 (fit gated on bottle) is still running") and err.count("\n") == 1
@@ -71,6 +71,7 @@ def test_jobs_commands_start_show_cancel_resume(tiny_synth: Path, tmp_path: Path
         _wait(lambda: ws.job(2).status != "running", 90)
         code, out, _ = _cli(capsys, "jobs", "show", "--workspace", ws_path, "--job", 2)
         assert "job 2: fit gated on bottle: done" in out and "resumed_from 1" in out and "last metrics (1 of 1)" in out
+        assert ws.model_record("bottle", "gated").settings["settings_changes"] == {"lgst": {"steps": 7}}  # kept on resume
         code, _, err = _cli(capsys, "jobs", "resume", "--workspace", ws_path, "--job", 2)
         assert code == 2 and "only a failed or cancelled job can be resumed" in err
     finally:
@@ -86,6 +87,8 @@ def test_jobs_commands_fail_in_one_line(tiny_synth: Path, tmp_path: Path, capsys
     code, _, err = _cli(capsys, "jobs", "start", "--workspace", ws_path, "--data", tiny_synth, "--category", "bottle",
                         "--method", "nope")
     assert code == 2 and "unknown method 'nope'" in err  # --data created the workspace and registered it
+    code, _, err = _cli(capsys, "jobs", "start", "--workspace", ws_path, "--category", "bottle", "--set", "lgst.stepz=1")
+    assert code == 2 and "unknown setting 'lgst.stepz'" in err and err.count("\n") == 1
     assert [c.name for c in Workspace.open(ws_path).categories()] == ["bottle"]
     for args in (("show", "--job", 9), ("cancel", "--job", 9), ("resume", "--job", 9)):
         code, _, err = _cli(capsys, "jobs", args[0], "--workspace", ws_path, *args[1:])

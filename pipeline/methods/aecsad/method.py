@@ -81,7 +81,8 @@ def _fit(ctx: FitContext, attention: bool, retrieval: bool = False) -> dict[str,
     files = histogram.fit(ctx)  # pseudo-labels if missing → segmenter → histogram model
     hist = histogram.load(ctx.out_dir, ctx.device)
     backbone = choose_backbone(ctx.backbone, ctx.profile)
-    settings = LgstSettings.for_profile(ctx.profile, attention=attention, seed=ctx.seed, backbone=backbone)
+    settings = LgstSettings.for_profile(ctx.profile, attention=attention, seed=ctx.seed, backbone=backbone,
+                                        **ctx.changed("lgst"))
     data = load_lgst_data(ctx.data.select("train", "good"), settings.image_size, _reliable_label_maps(ctx))
     net = train_lgst(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress, report=ctx.report).net
     validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
@@ -137,6 +138,7 @@ AECSAD = MethodSpec(
     ),
     fit=lambda ctx: _fit(ctx, attention=True),
     load=_load,
+    trains=("segmentation", "lgst"),
 )
 
 AECSAD_RETRIEVAL = MethodSpec(
@@ -149,6 +151,7 @@ AECSAD_RETRIEVAL = MethodSpec(
     ),
     fit=lambda ctx: _fit(ctx, attention=True, retrieval=True),
     load=_load,
+    trains=("segmentation", "lgst"),
 )
 
 CSAD = MethodSpec(
@@ -160,4 +163,5 @@ CSAD = MethodSpec(
     ),
     fit=lambda ctx: _fit(ctx, attention=False),
     load=_load,
+    trains=("segmentation", "lgst"),
 )

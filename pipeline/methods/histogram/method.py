@@ -96,7 +96,8 @@ def fit(ctx: FitContext) -> dict[str, str]:
     _ensure_pseudo_labels(ctx)
     backbone = choose_backbone(ctx.backbone, ctx.profile)  # WRN50-2 for ``paper`` when its weights exist
     settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone,
-                                                confidence_weighting=weighting_enabled(ctx.workspace, ctx.category))
+                                                confidence_weighting=weighting_enabled(ctx.workspace, ctx.category),
+                                                **ctx.changed("segmentation"))
     data = load_segmentation_data(ctx.workspace, ctx.category, settings.image_size, settings.holdout_fraction, ctx.seed,
                                   confidence=settings.active_confidence)
     net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress,
@@ -151,4 +152,5 @@ HISTOGRAM = MethodSpec(
     ),
     fit=fit,
     load=load,
+    trains=("segmentation",),
 )

@@ -17,6 +17,7 @@ from pipeline.methods.lgst import settings as lgst_settings
 from pipeline.methods.lgst.checkpoint import load_lgst_checkpoint
 from pipeline.methods.runner import load_detector
 from pipeline.methods.segmentation import settings as seg_settings
+from pipeline.methods.segmentation.checkpoint import load_checkpoint
 from pipeline.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -25,11 +26,13 @@ CATEGORY = "pin_tray"
 
 
 def _shrink(monkeypatch, cls, **changes) -> None:
-    """Make ``cls.for_profile`` return its quick profile with ``changes`` (keeps its arguments)."""
+    """Make ``cls.for_profile`` return its quick profile with ``changes``; its own keyword
+    arguments (``fit --set`` among them) still win."""
     original = cls.for_profile.__func__
 
     def small(klass, profile, *args, **overrides):
-        return dataclasses.replace(original(klass, profile, *args, **overrides), **changes)
+        kept = {k: v for k, v in changes.items() if k not in overrides}
+        return dataclasses.replace(original(klass, profile, *args, **overrides), **kept)
 
     monkeypatch.setattr(cls, "for_profile", classmethod(small))
 
@@ -54,10 +57,14 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
                            n_logical=2, n_structural=2, size=96))
     common = ["--data", str(data), "--category", CATEGORY, "--workspace", str(ws), "--method", method,
               "--device", "cpu"]
-    assert main(["fit", *common]) == 0  # pseudo-labels → segmenter → histogram → LGST → fusion
+    # pseudo-labels → segmenter → histogram → LGST → fusion, with two training settings changed
+    assert main(["fit", *common, "--set", "lgst.steps=4", "--set", "segmentation.epochs=2"]) == 0
     folder = Workspace.open(ws).method_dir(CATEGORY, method)
     checkpoint = load_lgst_checkpoint(folder / "lgst.safetensors")
-    assert checkpoint.settings.attention is (method == "aecsad") and checkpoint.steps_done == 6
+    assert checkpoint.settings.attention is (method == "aecsad") and checkpoint.steps_done == 4
+    assert load_checkpoint(folder / "segmentation.safetensors").settings.epochs == 2
+    record = Workspace.open(ws).model_record(CATEGORY, method)
+    assert record.settings["settings_changes"] == {"lgst": {"steps": 4}, "segmentation": {"epochs": 2}}
     stats = json.loads((folder / "lgst_fusion.json").read_text())
     assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst"}
 
