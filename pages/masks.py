@@ -283,7 +283,9 @@ def _save_boxes(ws: Workspace, category: str, image_key: str, boxes: list[Box]) 
 
 def _boxes_tab(ws: Workspace, category: str, sample: Sample) -> None:
     st.caption("Boxes prompt the segmenter like a detector would: the manual detector (or auto without "
-               "GroundingDINO) uses them at the next build and carries them over to the other images.")
+               "GroundingDINO) uses them at the next build and carries them over to the other images, by "
+               "look-alike regions and by the box's picture (so a part the segmenter cuts into pieces, such "
+               "as a printed label, stays one part). One or two images with the part boxed are enough.")
     image = loaders.image(str(sample.path))
     boxes = edits.manual_boxes(ws, category).get(sample.key, [])
     tag = _tag_choice(ws, category, key="box_tag")

@@ -31,7 +31,9 @@ from pipeline.data.discover import find_categories, load_category  # noqa: E402
 from pipeline.data.images import load_rgb  # noqa: E402
 from pipeline.models.backbones import build_backbone, choose_backbone  # noqa: E402
 from pipeline.pseudolabels import chain, clustering, features, quality, reliability  # noqa: E402
+from pipeline.pseudolabels.adapters.base import Box  # noqa: E402
 from pipeline.pseudolabels.adapters.classic import ClassicSegmenter  # noqa: E402
+from pipeline.pseudolabels.adapters.manual_boxes import ManualBoxDetector  # noqa: E402
 from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments  # noqa: E402
 
 
@@ -44,6 +46,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE",
                         help="change one setting, e.g. clusters.bandwidth_quantile=0.2")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    parser.add_argument("--draw", nargs="+", default=[], metavar="CLASS",
+                        help="simulate a user of the manual detector: boxes around every part of these true "
+                             "classes (names from synth_info.json, e.g. label) on the first --references images, "
+                             "tagged with the class name and propagated to the others")
+    parser.add_argument("--references", type=int, default=2, help="images the simulated user draws on (default: 2)")
     return parser.parse_args(argv)
 
 
@@ -55,18 +62,46 @@ def with_overrides(settings: PseudoLabelSettings, assignments: list[str]) -> Pse
         raise SystemExit(str(err)) from None
 
 
-def measure_category(root: Path, settings: PseudoLabelSettings, n: int | None, backbone) -> dict:
+def drawn_boxes(root: Path, samples: list, classes: list[str], references: int) -> dict[str, list[Box]]:
+    """The boxes a careful user would draw: one per connected part of each named true class, on
+    the first ``references`` images, tagged with the class name."""
+    from scipy import ndimage
+
+    names = json.loads((root / "synth_info.json").read_text()).get("classes", {})
+    ids = {name: int(k) for k, name in names.items()}
+    unknown = sorted(set(classes) - set(ids))
+    if unknown:
+        raise SystemExit(f"{root.name}: no class {', '.join(unknown)}; classes: {', '.join(ids)}")
+    drawn = {}
+    for sample in samples[:references]:
+        truth = np.asarray(load_rgb(sample.component_path))[..., 0]
+        boxes = []
+        for name in classes:
+            parts, _ = ndimage.label(truth == ids[name])
+            for ys, xs in ndimage.find_objects(parts):
+                boxes.append(Box(float(xs.start), float(ys.start), float(xs.stop), float(ys.stop), name))
+        drawn[sample.key] = boxes
+    return drawn
+
+
+def measure_category(root: Path, settings: PseudoLabelSettings, n: int | None, backbone,
+                     draw: list[str] = (), references: int = 2) -> dict:
     """Run the chain on ``root``'s train/good images and score it against the true maps."""
     samples = load_category(root).select("train", "good")[:n]
     if not samples or any(s.component_path is None for s in samples):
         raise SystemExit(f"{root}: needs train/good images with true component maps (synthetic data)")
     segmenter = ClassicSegmenter(settings.classic)
+    detector, tags = None, list(draw)
+    if draw:
+        by_key = {s.key: s for s in samples}
+        detector = ManualBoxDetector(drawn_boxes(root, samples, tags, references), segmenter,
+                                     reference_images=lambda key: load_rgb(by_key[key].path))
     seconds = {"masks": 0.0, "features": 0.0}
     comps, rows, keys, ids, colours = [], [], [], [], []
     for sample in samples:
         image = load_rgb(sample.path)
         start = time.perf_counter()
-        found = chain.extract_components(image, sample.key, None, segmenter, [], [], settings.masks)
+        found = chain.extract_components(image, sample.key, detector, segmenter, tags, [], settings.masks)
         seconds["masks"] += time.perf_counter() - start
         start = time.perf_counter()
         rows.append(features.component_features(image, found, backbone, settings.features, "cpu"))
@@ -133,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     backbone = build_backbone(choose_backbone(settings.features.backbone))
     results = []
     for name in names:
-        report = measure_category(args.data / name, settings, args.n, backbone)
+        report = measure_category(args.data / name, settings, args.n, backbone, args.draw, args.references)
         results.append(report)
         print(f"{name:16s} ARI {report['ari']:.3f} (per image {report['mean_image_ari']:.3f}, "
               f"oracle {report['oracle_ari']:.3f})  "
@@ -141,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
               f"reliable {report['reliable_fraction']:.2f}  {report['seconds']['total']:.1f} s  "
               f"sizes {report['cluster_sizes']}  matched {report['matching']}", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"settings": settings.to_dict(), "categories": results}, indent=2))
+    drawn = {"classes": args.draw, "references": args.references} if args.draw else None
+    args.out.write_text(json.dumps({"settings": settings.to_dict(), "drawn_boxes": drawn, "categories": results}, indent=2))
     return 0 if all(r["ari"] >= 0.8 and r["clusters_ok"] for r in results) else 1
 
 

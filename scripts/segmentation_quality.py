@@ -29,7 +29,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from pipeline.commands import register_category  # noqa: E402
-from pipeline.data.discover import find_categories  # noqa: E402
+from pipeline.data.discover import find_categories, load_category  # noqa: E402
 from pipeline.data.images import load_rgb  # noqa: E402
 from pipeline.data.samples import LOCO_KIND_FOLDERS  # noqa: E402
 from pipeline.evaluation.auroc import auroc  # noqa: E402
@@ -38,7 +38,9 @@ from pipeline.methods.runner import fit_method, load_detector, load_workspace_ca
 from pipeline.methods.segmentation.checkpoint import load_checkpoint  # noqa: E402
 from pipeline.methods.segmentation.train import CHECKPOINT  # noqa: E402
 from pipeline.pseudolabels import quality  # noqa: E402
+from pipeline.pseudolabels.curation import set_boxes  # noqa: E402
 from pipeline.pseudolabels.run import run_pseudo_labels  # noqa: E402
+from pseudo_label_quality import drawn_boxes  # noqa: E402  (this folder)
 from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments  # noqa: E402
 from pipeline.pseudolabels.truth import store_true_labels  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
@@ -66,6 +68,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     parser.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", dest="assignments",
                         help="change one pseudo-label setting (as `pseudo-labels --set`), e.g. classic.refine_iterations=2")
+    parser.add_argument("--draw", nargs="+", default=[], metavar="CLASS",
+                        help="pseudo-labels with the manual detector: boxes around every part of these true classes "
+                             "on the first --references training images, as a user would draw them on the Masks page "
+                             "(see pseudo_label_quality.py --draw)")
+    parser.add_argument("--references", type=int, default=2, help="images the simulated user draws on (default: 2)")
     parser.add_argument("--out", type=Path, required=True, help="JSON file to write")
     return parser.parse_args(argv)
 
@@ -122,7 +129,12 @@ def measure(root: Path, args: argparse.Namespace, scratch: Path) -> dict:
         store_true_labels(ws, root.name)
     else:
         settings = with_assignments(PseudoLabelSettings(), args.assignments)
-        run_pseudo_labels(ws, root.name, settings, detector="none", segmenter="classic", device=args.device)
+        if args.draw:
+            samples = load_category(root).select("train", "good")
+            for key, boxes in drawn_boxes(root, samples, args.draw, args.references).items():
+                set_boxes(ws, root.name, key, boxes)
+        run_pseudo_labels(ws, root.name, settings, detector="manual" if args.draw else "none", segmenter="classic",
+                          device=args.device)
     label_seconds = time.perf_counter() - start
     fit = fit_method(ws, root.name, METHOD, profile=args.profile, device=args.device, seed=args.seed)
     history = load_checkpoint(ws.method_dir(root.name, METHOD) / CHECKPOINT).history
@@ -131,6 +143,7 @@ def measure(root: Path, args: argparse.Namespace, scratch: Path) -> dict:
     return {
         "category": root.name, "labels": args.labels, "profile": args.profile,
         "pseudo_label_settings_changed": args.assignments if args.labels == "pseudo" else [],
+        "drawn_boxes": {"classes": args.draw, "references": args.references} if args.draw else None,
         "miou_test_good": round(miou, 4), "iou_per_true_class": per_class,
         "heldout_miou_last_epoch": history[-1]["miou"], "epochs": len(history),
         "label_minutes": round(label_seconds / 60, 2),

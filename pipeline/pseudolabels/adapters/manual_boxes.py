@@ -3,7 +3,9 @@
 On a reference image the drawn boxes are returned as they are. On any other image they are
 propagated: each drawn box is turned into a mask by the segmenter (box-prompted), the mask region
 is described by a small feature vector, and the segmenter's automatic proposals of the new image
-that look like a tag's examples become that tag's boxes.
+that look like a tag's examples become that tag's boxes. The drawn box's picture is also looked
+for in the new image (template matching, ``templates``): that finds a part the proposals cut into
+pieces. Boxes of one tag that overlap, or where one lies inside the other, are one object.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.pseudolabels.adapters import templates
 from pipeline.pseudolabels.adapters.base import Box, Segmenter
 from pipeline.pseudolabels.adapters.tagger import normalise_tag
 
@@ -38,6 +41,14 @@ class ManualBoxSettings:
         overlap_iou: proposals of one tag whose boxes overlap more than this IoU are one object;
             the most similar is kept.
         min_area: proposals smaller than this many pixels are ignored.
+        template_score: a place where the picture of a box drawn for an object tag matches with
+            at least this score (mean normalised cross-correlation of the colour channels, -1..1,
+            ``templates.match_boxes``) becomes a box of its tag; ``None`` turns template matching
+            off. 0.5: on the synthetic bottles (labels drawn on two images, 58 others) every
+            other label matched at 0.59 or more (median 0.77, other flavours included) and the
+            best match anywhere else reached 0.44.
+        contained: a box with at least this share of its area inside a better box of the same
+            tag is part of that object (a label's paper band inside the label), not another one.
     """
 
     bandwidth: float = 0.25
@@ -45,6 +56,8 @@ class ManualBoxSettings:
     max_per_tag: int = 20
     overlap_iou: float = 0.7
     min_area: int = 16
+    template_score: float | None = 0.5
+    contained: float = 0.9
 
 
 def region_features(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -102,6 +115,7 @@ class ManualBoxDetector:
         self.settings = settings
         self.reference_images = reference_images
         self._examples: dict[str, list[tuple[str, np.ndarray]]] = {}  # image key → (tag, feature)
+        self._templates: dict[str, list[tuple[str, np.ndarray]]] = {}  # image key → (tag, grey picture)
         # Without requested tags every drawn tag is used, background as drawn.
         self._drawn = {normalise_tag(b.tag): b.background for boxes in self.references.values() for b in boxes}
 
@@ -134,6 +148,8 @@ class ManualBoxDetector:
             region = mask & inside if (mask & inside).any() else inside
             examples.append((normalise_tag(box.tag), self._features(image, region)))
         self._examples[key] = examples
+        picture = templates.as_float(image)
+        self._templates[key] = [(normalise_tag(b.tag), templates.crop(picture, (b.x0, b.y0, b.x1, b.y1))) for b in boxes]
 
     def _reference_image(self, key: str) -> np.ndarray:
         source = self.reference_images
@@ -161,10 +177,22 @@ class ManualBoxDetector:
             tag, similarity = self._best_tag(self._features(image, mask), examples)
             if similarity >= self.settings.min_similarity:
                 candidates[tag].append((similarity, mask_box(mask)))
+        objects = {tag for tag in tags if not flags[tag]}  # a look-alike must never become background
+        for tag, found in self._template_matches(image, objects):
+            candidates[tag].extend(found)
         return [
             Box(*corners, tag=tag, score=similarity, background=flags[tag])
             for tag in tags
             for similarity, corners in self._distinct(candidates[tag])
+        ]
+
+    def _template_matches(self, image: np.ndarray, tags: set[str]) -> list[tuple[str, list[tuple[float, tuple]]]]:
+        if self.settings.template_score is None:
+            return []
+        picture = templates.as_float(image)
+        return [
+            (tag, templates.match_boxes(picture, template, self.settings.template_score, self.settings.max_per_tag))
+            for found in self._templates.values() for tag, template in found if tag in tags
         ]
 
     def _best_tag(self, feature: np.ndarray, examples: list[tuple[str, np.ndarray]]) -> tuple[str, float]:
@@ -178,7 +206,9 @@ class ManualBoxDetector:
         for similarity, corners in sorted(candidates, key=lambda c: -c[0]):
             if len(kept) == self.settings.max_per_tag:
                 break
-            if all(box_iou(corners, other) <= self.settings.overlap_iou for _, other in kept):
+            if all(box_iou(corners, other) <= self.settings.overlap_iou
+                   and max(_inside_share(corners, other), _inside_share(other, corners)) < self.settings.contained
+                   for _, other in kept):
                 kept.append((similarity, corners))
         return kept
 
@@ -195,6 +225,14 @@ def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
     return w * h / union if union > 0 else 0.0
+
+
+def _inside_share(a: Sequence[float], b: Sequence[float]) -> float:
+    """Share of box ``a``'s area that lies inside box ``b``."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    area = (a[2] - a[0]) * (a[3] - a[1])
+    return w * h / area if area > 0 else 0.0
 
 
 def _box_mask(box: Box, shape: tuple[int, int]) -> np.ndarray:
