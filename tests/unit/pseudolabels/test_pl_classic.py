@@ -37,7 +37,18 @@ def test_proposals_find_the_parts_and_are_deterministic(method):
     assert masks.dtype == bool and masks.shape[1:] == (96, 96) and len(masks) >= 3
     if method != "slic":  # superpixels cut parts into pieces by design
         assert _best_iou(masks, square) > 0.85 and _best_iou(masks, disc) > 0.85
-    np.testing.assert_array_equal(masks, segmenter.propose(image))
+    np.testing.assert_array_equal(masks, ClassicSegmenter(segmenter.settings).propose(image))  # a fresh one
+
+
+def test_the_last_images_proposals_are_reused_as_copies_and_a_new_image_gets_its_own():
+    image, square, _ = _scene()
+    segmenter = ClassicSegmenter(ClassicSettings(work_side=0))
+    first = segmenter.propose(image)
+    first[:] = False  # a caller changing its result must not change the next caller's
+    np.testing.assert_array_equal(segmenter.propose(image), ClassicSegmenter(segmenter.settings).propose(image))
+    moved = np.roll(image, 10, axis=1)
+    np.testing.assert_array_equal(segmenter.propose(moved), ClassicSegmenter(segmenter.settings).propose(moved))
+    assert _best_iou(segmenter.propose(moved), np.roll(square, 10, axis=1)) > 0.85
 
 
 def test_proposals_at_another_resolution_map_back_to_the_image():
