@@ -111,11 +111,11 @@ def test_second_launch_is_refused_cancel_and_resume(app, workspace_copy, slow_jo
     at.selectbox("train_method").set_value("gated")
     at.selectbox("train_device").set_value("cpu")
     app.run(at)
-    assert at.number_input("train_lgst_steps_quick").value == 500  # gated trains "lgst": the quick profile's steps
-    at.number_input("train_lgst_steps_quick").set_value(1500)
+    assert at.number_input("train_lgst_steps_quick").value == 1500  # gated trains "lgst": the quick profile's steps
+    at.number_input("train_lgst_steps_quick").set_value(3000)
     at.button("fit_button").click()
     app.run(at)
-    assert ws.job(1).params["settings_changes"] == {"lgst": {"steps": 1500}}
+    assert ws.job(1).params["settings_changes"] == {"lgst": {"steps": 3000}}
     wait_for(lambda: ws.job(1).stage == "gated wait", "the gated stage")
 
     # Reopening the page (a new session, as after closing the tab) shows the running job.

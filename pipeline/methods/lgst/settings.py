@@ -110,17 +110,20 @@ class LgstSettings:
         step decay ×0.1 at 95%).
 
         ``quick``: same code for 2 CPU cores: a PDN-M of an eighth of the width, a 32-channel
-        global student, batch 4 and 500 steps with a larger hard-mining share (the top 0.1% alone
+        global student, batch 4 and 1500 steps with a larger hard-mining share (the top 0.1% alone
         gives too few gradients to converge in so few steps) and a 5× learning rate. The input
         stays 256 px: at 128 px (a quarter of the cost) the pin_tray maps stayed at chance level
-        after 900 steps, while 256 px reached structural AUROC 0.83 after 300.
+        after 900 steps, while 256 px reached structural AUROC 0.83 after 300. 1500 rather than
+        500 steps: the fused structural AUROC rose from 0.78 to 0.85 on pin_tray and from 0.96 to
+        0.98 on cable_connector (logical 0.98 → 1.0 and 0.95 → 0.96), and the pin_tray fit took
+        19 instead of 8 minutes on 2 idle CPU cores.
         """
         if profile == "paper":
             base = cls(seed=seed, attention=attention)
         elif profile == "quick":
             base = cls(
                 seed=seed, attention=attention, local_width=(32, 64), global_width=32,
-                steps=500, batch_size=4, lr=1e-3, hard_fraction=0.01, checkpoint_every=50,
+                steps=1500, batch_size=4, lr=1e-3, hard_fraction=0.01, checkpoint_every=50,
             )
         else:
             raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")

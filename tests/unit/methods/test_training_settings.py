@@ -11,12 +11,12 @@ from pipeline.methods.training_settings import check_training_settings, parse_tr
 
 
 def test_values_are_read_as_json_and_tuples_come_back_as_tuples():
-    changes = parse_training_settings(["lgst.steps=1500", "lgst.lr=0.0005", "lgst.quantiles=[0.8, 0.99]",
+    changes = parse_training_settings(["lgst.steps=700", "lgst.lr=0.0005", "lgst.quantiles=[0.8, 0.99]",
                                        "segmentation.epochs=30", "segmentation.max_class_weight=null"])
-    assert changes == {"lgst": {"steps": 1500, "lr": 0.0005, "quantiles": (0.8, 0.99)},
+    assert changes == {"lgst": {"steps": 700, "lr": 0.0005, "quantiles": (0.8, 0.99)},
                        "segmentation": {"epochs": 30, "max_class_weight": None}}
     settings = LgstSettings.for_profile("quick", **changes["lgst"])
-    assert (settings.steps, settings.quantiles, settings.batch_size) == (1500, (0.8, 0.99), 4)  # the rest: quick
+    assert (settings.steps, settings.quantiles, settings.batch_size) == (700, (0.8, 0.99), 4)  # the rest: quick
 
 
 @pytest.mark.parametrize(("text", "message"), [
