@@ -116,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _training_settings_arg(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", action="append", default=[], metavar="PART.FIELD=VALUE", dest="assignments",
                    help="change one training setting from the profile's default (repeatable); parts: segmentation "
-                        "(the segmentation network) and lgst (the students), e.g. lgst.steps=1500 or "
+                        "(the segmentation network) and lgst (the students), e.g. lgst.steps=3000 or "
                         "segmentation.epochs=30; stored with the model")
 
 

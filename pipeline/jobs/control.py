@@ -51,7 +51,7 @@ class FitParams:
     seed: int = 0
     backbone: str = "auto"
     settings_changes: dict = field(default_factory=dict)
-    """Training settings changed from the profile (``{"lgst": {"steps": 1500}}``), as JSON."""
+    """Training settings changed from the profile (``{"lgst": {"steps": 3000}}``), as JSON."""
 
     @classmethod
     def from_dict(cls, params: dict) -> "FitParams":
@@ -113,7 +113,6 @@ def resume_job(workspace: Workspace, job_id: int) -> int:
 def _launch(workspace: Workspace, category: str, method: str, params: dict) -> int:
     from pipeline.methods import get_method
     from pipeline.methods.runner import load_workspace_category
-
     from pipeline.methods.training_settings import check_training_settings
 
     _reap()

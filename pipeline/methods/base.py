@@ -82,7 +82,7 @@ class FitContext:
         workspace, category: where the category's pseudo-labels live (methods with a segmentation
             branch read them; None when fitting outside a workspace).
         settings_changes: training settings changed from the profile's defaults, by part
-            (``{"lgst": {"steps": 1500}}``; ``pipeline.methods.training_settings``), checked
+            (``{"lgst": {"steps": 3000}}``; ``pipeline.methods.training_settings``), checked
             against ``MethodSpec.trains`` before the fit starts.
     """
 

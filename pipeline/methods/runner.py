@@ -100,7 +100,7 @@ def fit_method(
 ) -> FitSummary:
     """Fit ``method`` on the category's good training images, score its validation images.
 
-    ``settings_changes`` (``{"lgst": {"steps": 1500}}``) changes training settings from the
+    ``settings_changes`` (``{"lgst": {"steps": 3000}}``) changes training settings from the
     profile's defaults; they are checked against what the method trains before anything runs,
     and stored with the model.
 

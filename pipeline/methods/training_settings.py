@@ -26,7 +26,7 @@ RESERVED = {
 """Fields the fit sets from its own options; a second way to set them would disagree."""
 
 SettingsChanges = Mapping[str, Mapping[str, Any]]
-"""``{part: {field: value}}``, e.g. ``{"lgst": {"steps": 1500}}``."""
+"""``{part: {field: value}}``, e.g. ``{"lgst": {"steps": 3000}}``."""
 
 
 def parse_training_settings(assignments: Iterable[str]) -> dict[str, dict[str, Any]]:
