@@ -47,8 +47,8 @@ class ManualBoxSettings:
             off. 0.5: on the synthetic bottles (labels drawn on two images, 58 others) every
             other label matched at 0.59 or more (median 0.77, other flavours included) and the
             best match anywhere else reached 0.44.
-        contained: a box with at least this share of its area inside a better box of the same
-            tag is part of that object (a label's paper band inside the label), not another one.
+        contained: two boxes of one tag where one has at least this share of its area inside
+            the other are one object (a label's paper band inside the label); the better kept.
     """
 
     bandwidth: float = 0.25
@@ -115,7 +115,7 @@ class ManualBoxDetector:
         self.settings = settings
         self.reference_images = reference_images
         self._examples: dict[str, list[tuple[str, np.ndarray]]] = {}  # image key → (tag, feature)
-        self._templates: dict[str, list[tuple[str, np.ndarray]]] = {}  # image key → (tag, grey picture)
+        self._templates: dict[str, list[tuple[str, np.ndarray]]] = {}  # image key → (tag, RGB picture)
         # Without requested tags every drawn tag is used, background as drawn.
         self._drawn = {normalise_tag(b.tag): b.background for boxes in self.references.values() for b in boxes}
 
@@ -221,18 +221,21 @@ def _classic_segmenter() -> Segmenter:
 
 def box_iou(a: Sequence[float], b: Sequence[float]) -> float:
     """Intersection over union of two ``x0, y0, x1, y1`` boxes."""
+    inter = _intersection(a, b)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+def _intersection(a: Sequence[float], b: Sequence[float]) -> float:
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
-    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - w * h
-    return w * h / union if union > 0 else 0.0
+    return w * h
 
 
 def _inside_share(a: Sequence[float], b: Sequence[float]) -> float:
     """Share of box ``a``'s area that lies inside box ``b``."""
-    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
-    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     area = (a[2] - a[0]) * (a[3] - a[1])
-    return w * h / area if area > 0 else 0.0
+    return _intersection(a, b) / area if area > 0 else 0.0
 
 
 def _box_mask(box: Box, shape: tuple[int, int]) -> np.ndarray:
