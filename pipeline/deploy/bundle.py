@@ -4,7 +4,8 @@ A bundle is a zip archive (``.bundle``) with exactly three members:
 
 - ``weights.safetensors``: every tensor, never pickle: the frozen backbone(s) (so no weight
   registry is needed on the target), the segmenter head, the LGST students with the teacher's
-  projection and statistics, the histogram model's arrays (float64), the instant memory bank.
+  projection and statistics, the histogram model's and part-colour model's arrays (float64), the
+  instant memory bank.
 - ``config.json``: the method, the settings of every network, the map normalisation, the fusion
   and histogram z statistics, the threshold (with its "N of M flagged" note), the display range
   of the heat maps and the class names.
@@ -128,6 +129,7 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
         raise BundleError(f"cannot bundle a {type(detector).__name__}; supported methods: {', '.join(SUPPORTED)}")
     if seg_settings is None:
         raise BundleError("bundling a segmentation branch needs its SegmentationSettings")
+    from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
     from pipeline.methods.histogram.scoring import _ARRAYS, _SCALARS
 
     model = hist.model
@@ -139,6 +141,11 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
     )
     tensors.update({f"histogram.{name}": torch.from_numpy(np.ascontiguousarray(getattr(model, name), np.float64))
                     for name in _ARRAYS})
+    if hist.colours is not None:  # the part-colour scorer (absent in models fitted on few images or before it)
+        config["part_colours"] = {"n_classes": hist.colours.n_classes, "min_fraction": hist.colours.min_fraction,
+                                  "z": [hist.colour_z.mean, hist.colour_z.std]}
+        tensors.update({f"part_colours.{name}": torch.from_numpy(np.ascontiguousarray(getattr(hist.colours, name), np.float64))
+                        for name in COLOUR_ARRAYS})
     tensors.update({f"seg_head.{k}": v for k, v in hist.net.head.state_dict().items()})
     _add_backbone(tensors, config, "segmentation", hist.net.backbone)
     return config, tensors
@@ -341,6 +348,8 @@ def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
 
 def _histogram_detector(bundle: Bundle, device: torch.device, cache: dict):
     from pipeline.methods.fusion import TrimmedZ
+    from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
+    from pipeline.methods.histogram.colours import ColourModel
     from pipeline.methods.histogram.method import HistogramDetector
     from pipeline.methods.histogram.scoring import _ARRAYS, HistogramModel
     from pipeline.methods.segmentation.settings import SegmentationSettings
@@ -353,5 +362,11 @@ def _histogram_detector(bundle: Bundle, device: torch.device, cache: dict):
     net = net.to(device).eval()
     model = HistogramModel(**config["histogram_scalars"], **{n: tensors[f"histogram.{n}"].numpy() for n in _ARRAYS})
     z = config["histogram_z"]
+    colours, colour_z = None, None
+    if config.get("part_colours"):
+        raw = config["part_colours"]
+        colours = ColourModel(int(raw["n_classes"]), float(raw["min_fraction"]),
+                              *(tensors[f"part_colours.{n}"].numpy() for n in COLOUR_ARRAYS))
+        colour_z = TrimmedZ(*map(float, raw["z"]))
     return HistogramDetector(net, model, int(config["image_size"]), {int(k): v for k, v in config["class_names"].items()},
-                             TrimmedZ(*map(float, z["global"])), TrimmedZ(*map(float, z["grid"])))
+                             TrimmedZ(*map(float, z["global"])), TrimmedZ(*map(float, z["grid"])), colours, colour_z)

@@ -3,6 +3,7 @@
 ``DetectorGraph(detector)`` computes, from images already resized to the networks' input side,
 what ``LgstDetector.predict`` computes (same modules, same arithmetic): the segmenter's label map,
 the class-area fractions of the whole image and of the 2×2 grid, their Mahalanobis distances,
+the part colours (mean RGB per class) and their distance,
 the LGST maps (teacher, local and global students), their quantile normalisation, the trimmed-z
 fusion and the fused image score. It is what ``onnx_export`` traces, so an exported model
 returns the score *and* the maps, not a score only.
@@ -30,6 +31,8 @@ import torch
 from torch import nn
 
 from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
+from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
+from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.histogram.scoring import _bounds
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -37,8 +40,9 @@ OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_m
            "branch_scores", "z_scores")
 """Output names, in order. ``anomaly_map``/``local``/``global``/``teacher_global``: ``(N, g, g)``
 float32 at the LGST grid; ``label_map``: ``(N, S, S)`` int64; ``fractions``: ``(N, 1 + P², K)``
-float64 (region 0 = whole image); ``branch_scores``/``z_scores``: ``(N, 3)`` float64 in the order of
-``BRANCHES`` (histogram_global, histogram_grid, lgst); ``score``: ``(N,)`` float64."""
+float64 (region 0 = whole image); ``branch_scores``/``z_scores``: ``(N, B)`` float64 in the order of
+``DetectorGraph.branches`` (histogram_global, histogram_grid, part_colour, lgst; a model fitted
+before part colours has no part_colour column); ``score``: ``(N,)`` float64."""
 
 
 def _scale(q) -> float:
@@ -64,9 +68,19 @@ class DetectorGraph(nn.Module):
             self.register_buffer(name, torch.from_numpy(np.asarray(getattr(model, name), np.float64).copy()))
         zs = [hist.global_z, hist.grid_z]
         self.register_buffer("hist_z", torch.tensor([[z.mean, z.std] for z in zs], dtype=torch.float64))
+        self.branches = tuple(b for b in BRANCHES if b in detector.fusion.branches)
+        self.with_colours = COLOUR_BRANCH in self.branches and hist.colours is not None
+        if COLOUR_BRANCH in self.branches and not self.with_colours:
+            raise ValueError("the fusion has a part-colour branch but the histogram detector has no colour model")
+        if self.with_colours:
+            colours = hist.colours
+            self.colour_min_fraction = colours.min_fraction
+            for name in COLOUR_ARRAYS:
+                self.register_buffer(f"colour_{name}", torch.from_numpy(np.asarray(getattr(colours, name), np.float64).copy()))
         self.register_buffer("fusion_z", torch.tensor(
-            [[detector.fusion.branches[b].mean, detector.fusion.branches[b].std] for b in BRANCHES], dtype=torch.float64))
-        self.register_buffer("fusion_weights", torch.tensor(weights or (1.0,) * len(BRANCHES), dtype=torch.float64))
+            [[detector.fusion.branches[b].mean, detector.fusion.branches[b].std] for b in self.branches],
+            dtype=torch.float64))
+        self.register_buffer("fusion_weights", torch.tensor(weights or (1.0,) * len(self.branches), dtype=torch.float64))
         norm = detector.norm
         self.local_start, self.local_scale = float(norm.local.start), _scale(norm.local)
         self.global_start, self.global_scale = float(norm.global_.start), _scale(norm.global_)
@@ -91,6 +105,18 @@ class DetectorGraph(nn.Module):
                 out.append(cell.sum(dim=(2, 3)).to(torch.float64) / float(size))
         return torch.stack(out, dim=1)
 
+    def colour_distance(self, image: torch.Tensor, label_map: torch.Tensor, fractions: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` part-colour distance (as ``colours.colour_distances``) of 0..255 images and their labels."""
+        n, h, w = label_map.shape
+        onehot = (label_map[:, None] == self.labels[:, 1:]).to(torch.float64).reshape(n, -1, h * w)  # (N, C, HW)
+        pixels = (image.to(torch.float64) / 255.0).reshape(n, 3, h * w).transpose(1, 2)  # (N, HW, 3)
+        counts = onehot.sum(dim=2, keepdim=True)
+        means = (onehot @ pixels) / counts.clamp_min(1.0)
+        present = counts >= self.colour_min_fraction * float(h * w)
+        colours = torch.where(present, means, self.colour_fill.unsqueeze(0))
+        features = torch.cat([colours.reshape(n, -1), fractions[:, 0]], dim=1)
+        return self._mahalanobis(features, self.colour_mean, self.colour_precision)
+
     @staticmethod
     def _mahalanobis(x: torch.Tensor, mean: torch.Tensor, precision: torch.Tensor) -> torch.Tensor:
         d = x - mean
@@ -111,7 +137,8 @@ class DetectorGraph(nn.Module):
         combined = local + global_
         lgst_score = combined.amax(dim=(1, 2)).to(torch.float64)
 
-        branch = torch.stack([d_global, d_grid, lgst_score], dim=1)
+        scores = [d_global, d_grid] + ([self.colour_distance(image, label_map, fractions)] if self.with_colours else [])
+        branch = torch.stack([*scores, lgst_score], dim=1)
         z = (branch - self.fusion_z[:, 0]) / self.fusion_z[:, 1]
         return ((z * self.fusion_weights).sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
 

@@ -53,7 +53,8 @@ def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch
     if not isinstance(detector, LgstDetector):
         raise ValueError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
                          f"got a {getattr(detector, 'method', type(detector).__name__)!r} detector")
-    weights = None if calibration is None else tuple(calibration.weights[calibration.branches.index(b)] for b in BRANCHES)
+    branches = tuple(b for b in BRANCHES if b in detector.fusion.branches)  # the graph's order
+    weights = None if calibration is None else tuple(calibration.weights[calibration.branches.index(b)] for b in branches)
     graph = DetectorGraph(detector, weights).eval().cpu()
     example = tuple(torch.zeros(example_batch, 3, s, s) for s in
                     ((graph.seg_size,) if len(graph.input_names) == 1 else (graph.seg_size, graph.lgst_size)))
@@ -66,7 +67,7 @@ def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch
         program = torch.onnx.export(graph, example, dynamo=True, input_names=list(graph.input_names),
                                     output_names=list(OUTPUTS), dynamic_shapes=dynamic, opset_version=OPSET,
                                     verbose=False)
-    props = {"outputs": json.dumps(list(OUTPUTS)), "post_processing": POST_PROCESSING,
+    props = {"outputs": json.dumps(list(OUTPUTS)), "branches": json.dumps(list(graph.branches)), "post_processing": POST_PROCESSING,
              "seg_size": str(graph.seg_size), "lgst_size": str(graph.lgst_size),
              **{k: v if isinstance(v, str) else json.dumps(v) for k, v in (metadata or {}).items()}}
     import onnx

@@ -15,6 +15,7 @@ import torch
 
 from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
 from pipeline.methods.fusion import Fusion, TrimmedZ
+from pipeline.methods.histogram.colours import ColourModel
 from pipeline.methods.histogram.method import GRID, HistogramDetector
 from pipeline.methods.histogram.scoring import HistogramModel
 from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
@@ -48,13 +49,21 @@ def random_histogram_model(n_classes: int = N_CLASSES, grid: int = GRID, seed: i
     )
 
 
+def random_colour_model(n_classes: int = N_CLASSES, seed: int = 0) -> ColourModel:
+    """A part-colour model with grey fill colours and a random SPD precision matrix."""
+    rng = np.random.default_rng(seed + 1)
+    d = 4 * n_classes + 1
+    a = rng.normal(size=(d, d))
+    return ColourModel(n_classes, 1e-3, np.full((n_classes, 3), 0.5), np.full(d, 0.5), a @ a.T / d + np.eye(d))
+
+
 def random_histogram_detector(settings: SegmentationSettings, backbone: Backbone, n_classes: int = N_CLASSES,
                               device: torch.device | str = "cpu", seed: int = 0) -> HistogramDetector:
     torch.manual_seed(seed)
     net = SegmentationNet(backbone, n_classes, settings).to(device).eval()
     names = {c: f"part{c}" for c in range(1, n_classes + 1)}
     return HistogramDetector(net, random_histogram_model(n_classes, seed=seed), settings.image_size, names,
-                             TrimmedZ(0.0, 1.0), TrimmedZ(0.0, 1.0))
+                             TrimmedZ(0.0, 1.0), TrimmedZ(0.0, 1.0), random_colour_model(n_classes, seed), TrimmedZ(0.0, 1.0))
 
 
 def random_lgst_detector(profile: str = "quick", attention: bool = True, device: torch.device | str = "cpu",

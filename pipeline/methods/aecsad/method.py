@@ -5,8 +5,8 @@ patch histograms (the ``histogram`` method's files, in this method's folder) →
 map normalisation and score fusion statistics on the validation images. The two methods share
 all of it and differ only in the global student (``LgstSettings.attention``).
 
-The image score is ``z(histogram global) + z(histogram grid) + z(LGST)`` (trimmed z on validation
-images). The heat map is the LGST map (normalised local + global); every branch's map and score
+The image score is ``z(histogram global) + z(histogram grid) + z(part colours) + z(LGST)``
+(trimmed z on validation images). The heat map is the LGST map (normalised local + global); every branch's map and score
 is kept in the prediction for the Inspect page and the per-branch AUROC of ``evaluate``.
 """
 
@@ -23,6 +23,7 @@ from pipeline.data.images import load_rgb
 from pipeline.methods.base import FitContext, MethodSpec, Prediction
 from pipeline.methods.fusion import Fusion
 from pipeline.methods.histogram import method as histogram
+from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.instant import method as instant
 from pipeline.methods.instant.model import InstantDetector
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
@@ -36,9 +37,12 @@ from pipeline.models.preprocess import resize_map
 from pipeline.workspace.files import atomic_write_json
 
 STATS_FILE = "lgst_fusion.json"
-BRANCHES = ("histogram_global", "histogram_grid", "lgst")
-"""The image scores that are z-normalised and summed (thesis eq. 4.18 with the histogram split
-into its global and grid distances, as in the CSAD code)."""
+HISTOGRAM_BRANCHES = ("histogram_global", "histogram_grid", COLOUR_BRANCH)
+BRANCHES = (*HISTOGRAM_BRANCHES, "lgst")
+"""The image scores that are z-normalised and summed (thesis eq. 4.18 with the histogram module
+split into its global and grid distances, as in the CSAD code, plus the part colours of
+``histogram/colours.py``). A model fitted before part colours existed fuses the other three:
+``Fusion.branches`` of the stored statistics is what a detector sums."""
 RETRIEVAL = "retrieval"
 """The optional fourth branch (``aecsad-retrieval``): the instant detector, fitted in this subfolder."""
 
@@ -90,11 +94,12 @@ def _fit(ctx: FitContext, attention: bool, retrieval: bool = False) -> dict[str,
         raise ValueError(f"category {ctx.category!r} has no validation images: LGST maps and fusion need good ones")
     raws = raw_maps(net, validation)
     norm = fit_map_normalisation(raws, settings.quantiles)
-    val_scores = {name: [] for name in BRANCHES}
+    val_scores: dict[str, list[float]] = {}
     for h, raw in zip(hist.predict(validation), raws):
-        for name in ("histogram_global", "histogram_grid"):
-            val_scores[name].append(h.branch_scores[name])
-        val_scores["lgst"].append(score_maps(raw, norm).score)
+        for name in HISTOGRAM_BRANCHES:
+            if name in h.branch_scores:
+                val_scores.setdefault(name, []).append(h.branch_scores[name])
+        val_scores.setdefault("lgst", []).append(score_maps(raw, norm).score)
     if retrieval:
         files.update({f"{RETRIEVAL}_{k}": f"{RETRIEVAL}/{v}" for k, v in instant.fit(_in_subfolder(ctx)).items()})
         val_scores[RETRIEVAL] = [p.score for p in instant.load(ctx.out_dir / RETRIEVAL, ctx.device).predict(validation)]

@@ -1,7 +1,8 @@
 """The histogram branch alone as a detection method (``histogram``): pseudo-labels → segmentation
-network → predicted label maps → global and grid class-area Mahalanobis scores (SPEC §5 step 7).
+network → predicted label maps → global and grid class-area Mahalanobis scores (SPEC §5 step 7),
+and the part-colour distance (``colours.py``: each class's colour jointly with the class areas).
 
-The image score is the sum of the two distances, each z-normalised with the 20th–80th percentile
+The image score is the sum of the three distances, each z-normalised with the 20th–80th percentile
 trimmed mean and spread of the validation images (thesis eq. 4.17–4.18), so neither dominates by
 scale. The anomaly map paints each grid cell with its most unusual class count/area (in standard
 deviations), and ``explanations`` says which counts deviate.
@@ -17,6 +18,10 @@ import torch
 from pipeline.data.images import load_rgb
 from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
 from pipeline.methods.fusion import TrimmedZ
+from pipeline.methods.histogram.colours import WEIGHTS_FILE as COLOUR_FILE
+from pipeline.methods.histogram.colours import (
+    ColourModel, colour_distances, enough_images, fit_colour_model, load_colour_model, save_colour_model,
+)
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
     explain,
@@ -34,6 +39,8 @@ from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_l
 from pipeline.methods.segmentation.train import CHECKPOINT, train_segmentation
 from pipeline.workspace.files import atomic_write_json
 
+COLOUR_BRANCH = "part_colour"
+"""Branch name of the part-colour distance (``colours.py``) in scores and fusion."""
 GRID = 2
 """P of the P×P grid histogram (thesis: 2)."""
 FUSION_FILE = "histogram_fusion.json"
@@ -47,26 +54,34 @@ class HistogramDetector:
     method = "histogram"
 
     def __init__(self, net: SegmentationNet, model: HistogramModel, size: int, class_names: dict[int, str],
-                 global_z: TrimmedZ, grid_z: TrimmedZ) -> None:
+                 global_z: TrimmedZ, grid_z: TrimmedZ, colours: ColourModel | None = None,
+                 colour_z: TrimmedZ | None = None) -> None:
+        """``colours``/``colour_z``: the part-colour scorer and its normaliser; None for a model
+        fitted before it existed (then there is no ``part_colour`` branch)."""
         self.net, self.model, self.size, self.class_names = net, model, size, class_names
         self.global_z, self.grid_z = global_z, grid_z
+        self.colours, self.colour_z = (colours, colour_z) if colours is not None and colour_z is not None else (None, None)
 
     def label_maps(self, images: list[np.ndarray]) -> list[np.ndarray]:
         return predicted_maps(self.net, images, self.size)
 
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        maps = self.label_maps(images)
+        resized = [_resize_image(im, self.size) for im in images]
+        maps = predict_labels(self.net, resized, self.size)
         global_d, grid_d = mahalanobis_scores(self.model, maps)
-        return [self._prediction(m, float(g), float(c)) for m, g, c in zip(maps, global_d, grid_d)]
+        colour_d = colour_distances(self.colours, resized, maps) if self.colours is not None else [None] * len(maps)
+        return [self._prediction(m, float(g), float(c), d) for m, g, c, d in zip(maps, global_d, grid_d, colour_d)]
 
-    def _prediction(self, label_map: np.ndarray, global_d: float, grid_d: float) -> Prediction:
+    def _prediction(self, label_map: np.ndarray, global_d: float, grid_d: float, colour_d: float | None) -> Prediction:
         deviations = explain(self.model, label_map, self.class_names)
-        z_global, z_grid = float(self.global_z(global_d)), float(self.grid_z(grid_d))
+        z = {"histogram_global": float(self.global_z(global_d)), "histogram_grid": float(self.grid_z(grid_d))}
+        scores = {"histogram_global": global_d, "histogram_grid": grid_d}
+        if colour_d is not None:
+            scores[COLOUR_BRANCH], z[COLOUR_BRANCH] = float(colour_d), float(self.colour_z(colour_d))
         return Prediction(
-            score=z_global + z_grid, anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
+            score=sum(z.values()), anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
             branch_maps={"segmentation": label_map.astype(np.float32)},
-            branch_scores={"histogram_global": global_d, "histogram_grid": grid_d,
-                           "z_histogram_global": z_global, "z_histogram_grid": z_grid},
+            branch_scores={**scores, **{f"z_{k}": v for k, v in z.items()}},
             explanations=tuple(d.sentence for d in deviations if d.unusualness >= EXPLAIN_ABOVE),
         )
 
@@ -103,25 +118,39 @@ def fit(ctx: FitContext) -> dict[str, str]:
     net = train_segmentation(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress,
                              on_epoch=ctx.report).net
     size = settings.image_size
-    train_maps = sample_maps(net, ctx.data.select("train", "good"), size, ctx.progress, "label maps of training images")
+    train_images, train_maps = sample_maps(net, ctx.data.select("train", "good"), size, ctx.progress,
+                                           "label maps of training images")
     model = fit_histogram_model(train_maps, data.n_classes, grid=GRID)
     files = save_histogram_model(model, ctx.out_dir)
-    validation = sample_maps(net, ctx.data.select("validation", "good"), size, ctx.progress, "label maps of validation images")
+    colours = None
+    if enough_images(len(train_images), data.n_classes):
+        colours = fit_colour_model(train_images, train_maps, data.n_classes)
+        files["colours"] = save_colour_model(colours, ctx.out_dir)
+    else:
+        (ctx.out_dir / COLOUR_FILE).unlink(missing_ok=True)  # a refit on fewer images must not keep a stale one
+    val_images, validation = sample_maps(net, ctx.data.select("validation", "good"), size, ctx.progress,
+                                         "label maps of validation images")
     global_d, grid_d = mahalanobis_scores(model, validation) if validation else ([0.0], [0.0])
     fusion = {"global": TrimmedZ.fit(global_d).__dict__, "grid": TrimmedZ.fit(grid_d).__dict__,
               "image_size": size, "class_names": {str(k): v for k, v in data.class_names.items()}}
+    if colours is not None:
+        fusion["colour"] = TrimmedZ.fit(colour_distances(colours, val_images, validation) if validation else [0.0]).__dict__
     atomic_write_json(ctx.out_dir / FUSION_FILE, fusion)
     return {**files, "segmentation": CHECKPOINT, "fusion": FUSION_FILE}
 
 
 def sample_maps(net: SegmentationNet, samples: list, size: int, progress: ProgressFn, stage: str,
-                chunk: int = 16) -> list[np.ndarray]:
-    """Predicted maps of samples, loaded a chunk at a time: full-size photos never pile up in memory."""
+                chunk: int = 16) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Samples resized to the network's side (uint8 RGB) and their predicted maps, loaded a chunk
+    at a time: full-size photos never pile up in memory."""
+    images: list[np.ndarray] = []
     maps: list[np.ndarray] = []
     for start in range(0, len(samples), chunk):
-        maps.extend(predicted_maps(net, [load_rgb(s.path) for s in samples[start:start + chunk]], size))
+        resized = [_resize_image(load_rgb(s.path), size) for s in samples[start:start + chunk]]
+        images.extend(resized)
+        maps.extend(predict_labels(net, resized, size))
         progress(stage, len(maps), len(samples))
-    return maps
+    return images, maps
 
 
 def _ensure_pseudo_labels(ctx: FitContext) -> None:
@@ -137,9 +166,11 @@ def load(folder: Path, device: torch.device) -> HistogramDetector:
 
     fusion = json.loads((folder / FUSION_FILE).read_text())
     net = build_network(load_checkpoint(folder / CHECKPOINT), device)
+    colour_z = TrimmedZ(**fusion["colour"]) if "colour" in fusion else None
     return HistogramDetector(net, load_histogram_model(folder), int(fusion["image_size"]),
                              {int(k): v for k, v in fusion["class_names"].items()},
-                             TrimmedZ(**fusion["global"]), TrimmedZ(**fusion["grid"]))
+                             TrimmedZ(**fusion["global"]), TrimmedZ(**fusion["grid"]),
+                             load_colour_model(folder), colour_z)
 
 
 HISTOGRAM = MethodSpec(
