@@ -101,7 +101,7 @@ def _lgst_method(run: _Runner, method: str, shared: dict) -> dict:
     with torch.inference_mode():
         label_maps = {b: predicted_maps(hist.net, run.images[b], seg_size) for b in run.images}
         hist_preds = {b: hist.predict(run.images[b]) for b in run.images}
-        raws = {b: raw_maps(net, run.images[b]) for b in run.images}
+        raws = {b: raw_maps(net, run.images[b], blur_sigma=det.blur_sigma) for b in run.images}
 
     def histogram(b):
         maps = label_maps[b]

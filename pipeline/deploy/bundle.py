@@ -119,7 +119,8 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
         hist = detector.hist
         net = detector.net
         config.update(method=detector.method, lgst_settings=net.settings.to_dict(),
-                      map_normalisation=detector.norm.to_dict(), fusion=detector.fusion.to_dict())
+                      map_normalisation=detector.norm.to_dict(), fusion=detector.fusion.to_dict(),
+                      map_blur_sigma=detector.blur_sigma)
         tensors.update({f"lgst.{k}": v for k, v in net.student_state_dict().items()})
         _add_backbone(tensors, config, "lgst", net.teacher.backbone)
     elif isinstance(detector, HistogramDetector):
@@ -343,7 +344,7 @@ def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
     net.load_student_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("lgst.")})
     net = net.to(device).eval()
     return LgstDetector(config["method"], hist, net, MapNormalisation.from_dict(config["map_normalisation"]),
-                        Fusion.from_dict(config["fusion"]))
+                        Fusion.from_dict(config["fusion"]), blur_sigma=float(config.get("map_blur_sigma", 0.0)))
 
 
 def _histogram_detector(bundle: Bundle, device: torch.device, cache: dict):

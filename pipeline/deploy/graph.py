@@ -82,6 +82,7 @@ class DetectorGraph(nn.Module):
             dtype=torch.float64))
         self.register_buffer("fusion_weights", torch.tensor(weights or (1.0,) * len(self.branches), dtype=torch.float64))
         norm = detector.norm
+        self.blur_sigma = float(detector.blur_sigma)
         self.local_start, self.local_scale = float(norm.local.start), _scale(norm.local)
         self.global_start, self.global_scale = float(norm.global_.start), _scale(norm.global_)
 
@@ -131,7 +132,7 @@ class DetectorGraph(nn.Module):
         d_grid = self._mahalanobis(fractions[:, 1:].reshape(n, -1), self.grid_mean, self.grid_precision)
 
         y = x if image_lgst is None else self._normalise(image_lgst)
-        maps = self.lgst.maps(y)
+        maps = self.lgst.maps(y, self.blur_sigma)
         local = (maps["local"] - self.local_start) * self.local_scale
         global_ = (maps["global"] - self.global_start) * self.global_scale
         combined = local + global_

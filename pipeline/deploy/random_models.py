@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
+from pipeline.methods.aecsad.method import BRANCHES, MAP_BLUR_SIGMA, LgstDetector
 from pipeline.methods.fusion import Fusion, TrimmedZ
 from pipeline.methods.histogram.colours import ColourModel
 from pipeline.methods.histogram.method import GRID, HistogramDetector
@@ -82,7 +82,7 @@ def random_lgst_detector(profile: str = "quick", attention: bool = True, device:
     net = LgstNet(net_backbone, lgst).to(device).eval()
     norm = MapNormalisation(QuantileRange(0.0, 1.0), QuantileRange(0.0, 1.0))
     fusion = Fusion({name: TrimmedZ(0.0, 1.0) for name in BRANCHES})
-    return LgstDetector(lgst.method, hist, net, norm, fusion)
+    return LgstDetector(lgst.method, hist, net, norm, fusion, blur_sigma=MAP_BLUR_SIGMA)
 
 
 def random_instant_detector(profile: str = "quick", device: torch.device | str = "cpu", n_train: int = 200,

@@ -47,13 +47,15 @@ class MapNormalisation:
         return cls(QuantileRange(*map(float, raw["local"])), QuantileRange(*map(float, raw["global"])))
 
 
-def raw_maps(net: LgstNet, images: list[np.ndarray], batch: int = 8) -> list[dict[str, np.ndarray]]:
-    """Per image the raw maps ``(grid, grid)`` float32 by name (``MAP_NAMES``), in input order."""
+def raw_maps(net: LgstNet, images: list[np.ndarray], batch: int = 8, blur_sigma: float = 0.0
+             ) -> list[dict[str, np.ndarray]]:
+    """Per image the raw maps ``(grid, grid)`` float32 by name (``MAP_NAMES``), in input order
+    (``blur_sigma``: see ``LgstNet.maps``)."""
     device = next(net.local.parameters()).device
     out: list[dict[str, np.ndarray]] = []
     for start in range(0, len(images), batch):
         x = to_tensor_batch(images[start:start + batch], net.settings.image_size).to(device)
-        maps = {k: v.float().cpu().numpy() for k, v in net.maps(x).items()}
+        maps = {k: v.float().cpu().numpy() for k, v in net.maps(x, blur_sigma).items()}
         out.extend({k: v[i] for k, v in maps.items()} for i in range(x.shape[0]))
     return out
 

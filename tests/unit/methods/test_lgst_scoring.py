@@ -73,3 +73,18 @@ def test_settings_round_trip_and_profiles():
         LgstSettings.from_dict({**quick.to_dict(), "bogus": 1})
     with pytest.raises(ValueError, match="unknown profile"):
         LgstSettings.for_profile("fast")
+
+
+def test_map_blur_keeps_flat_maps_and_lowers_a_lone_cell_more_than_a_blob():
+    from pipeline.methods.lgst.torch_model import blur_maps
+
+    flat = torch.full((1, 8, 8), 0.3)
+    torch.testing.assert_close(blur_maps(flat, 1.0), flat)  # the kernel sums to 1, edges are padded
+    assert blur_maps(flat, 0.0) is flat
+    spike, blob = torch.zeros(1, 9, 9), torch.zeros(1, 9, 9)
+    spike[0, 4, 4] = 1.0
+    blob[0, 3:6, 3:6] = 1.0
+    kernel_1d = torch.exp(-0.5 * torch.arange(-2.0, 3.0) ** 2)
+    centre = float(1 / kernel_1d.sum()) ** 2  # the centre weight of the normalised 5×5 kernel
+    assert float(blur_maps(spike, 1.0).max()) == pytest.approx(centre, rel=1e-5)
+    assert float(blur_maps(blob, 1.0).max()) > 3 * float(blur_maps(spike, 1.0).max())  # noise falls, defects stay
