@@ -113,6 +113,18 @@ def colour_distances(model: ColourModel, images: Sequence[np.ndarray], label_map
     return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, model.precision, d), 0.0))
 
 
+def class_shares(model: ColourModel, images: Sequence[np.ndarray], label_maps: Sequence[np.ndarray]) -> np.ndarray:
+    """``(N, C)``: each class's colour share of the squared distance, ``Σ_channels d_i (P d)_i / d·P·d``.
+
+    The shares of the colour features and the areas add up to 1; a single colour dimension can
+    give a negative share when it lowers the distance, so compare classes by the largest share.
+    """
+    d = colour_features(images, label_maps, model.n_classes, model.fill, model.min_fraction) - model.mean
+    parts = d * (d @ model.precision)
+    total = np.maximum(parts.sum(axis=1, keepdims=True), 1e-12)
+    return parts[:, :3 * model.n_classes].reshape(len(d), model.n_classes, 3).sum(axis=2) / total
+
+
 def save_colour_model(model: ColourModel, folder: Path) -> str:
     """Write ``WEIGHTS_FILE`` (float64 arrays, scalars in the metadata); returns the file name."""
     import json

@@ -20,7 +20,8 @@ from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
 from pipeline.methods.fusion import TrimmedZ
 from pipeline.methods.histogram.colours import WEIGHTS_FILE as COLOUR_FILE
 from pipeline.methods.histogram.colours import (
-    ColourModel, colour_distances, enough_images, fit_colour_model, load_colour_model, save_colour_model,
+    ColourModel, class_shares, colour_distances, enough_images, fit_colour_model, load_colour_model,
+    save_colour_model,
 )
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
@@ -69,21 +70,34 @@ class HistogramDetector:
         resized = [_resize_image(im, self.size) for im in images]
         maps = predict_labels(self.net, resized, self.size)
         global_d, grid_d = mahalanobis_scores(self.model, maps)
-        colour_d = colour_distances(self.colours, resized, maps) if self.colours is not None else [None] * len(maps)
-        return [self._prediction(m, float(g), float(c), d) for m, g, c, d in zip(maps, global_d, grid_d, colour_d)]
+        n = len(maps)
+        colour_d = colour_distances(self.colours, resized, maps) if self.colours is not None else [None] * n
+        shares = class_shares(self.colours, resized, maps) if self.colours is not None else [None] * n
+        return [self._prediction(m, float(g), float(c), d, sh)
+                for m, g, c, d, sh in zip(maps, global_d, grid_d, colour_d, shares)]
 
-    def _prediction(self, label_map: np.ndarray, global_d: float, grid_d: float, colour_d: float | None) -> Prediction:
+    def _prediction(self, label_map: np.ndarray, global_d: float, grid_d: float, colour_d: float | None,
+                    shares: np.ndarray | None) -> Prediction:
         deviations = explain(self.model, label_map, self.class_names)
         z = {"histogram_global": float(self.global_z(global_d)), "histogram_grid": float(self.grid_z(grid_d))}
         scores = {"histogram_global": global_d, "histogram_grid": grid_d}
+        sentences = [d.sentence for d in deviations if d.unusualness >= EXPLAIN_ABOVE]
         if colour_d is not None:
             scores[COLOUR_BRANCH], z[COLOUR_BRANCH] = float(colour_d), float(self.colour_z(colour_d))
+            if z[COLOUR_BRANCH] >= EXPLAIN_ABOVE:
+                sentences.append(self._colour_sentence(shares, z[COLOUR_BRANCH]))
         return Prediction(
             score=sum(z.values()), anomaly_map=cell_map(deviations, label_map.shape, self.model.grid),
             branch_maps={"segmentation": label_map.astype(np.float32)},
             branch_scores={**scores, **{f"z_{k}": v for k, v in z.items()}},
-            explanations=tuple(d.sentence for d in deviations if d.unusualness >= EXPLAIN_ABOVE),
+            explanations=tuple(sentences),
         )
+
+    def _colour_sentence(self, shares: np.ndarray, z: float) -> str:
+        cls = int(np.argmax(shares)) + 1
+        name = self.class_names.get(cls, f"class {cls}")
+        return (f"part colours: the colour of class '{name}' is unusual next to the other parts "
+                f"({shares[cls - 1]:.0%} of the colour distance, {z:.1f} spreads above good images)")
 
 
 def predicted_maps(net: SegmentationNet, images: list[np.ndarray], size: int) -> list[np.ndarray]:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.methods.histogram.colours import (
-    class_colours, colour_distances, colour_features, enough_images, feature_count, fit_colour_model,
+    class_colours, class_shares, colour_distances, colour_features, enough_images, feature_count, fit_colour_model,
     load_colour_model, save_colour_model,
 )
 
@@ -93,3 +93,32 @@ def test_mismatched_inputs_are_refused():
 def test_a_colour_model_needs_two_training_images_per_feature():
     assert feature_count(4) == 17  # 4 classes × RGB, then 5 area fractions
     assert enough_images(34, 4) and not enough_images(33, 4)
+
+
+def test_the_class_whose_colour_is_new_carries_the_distance():
+    rng = np.random.default_rng(3)
+    train = [bottle(f, f, rng) for f in rng.integers(0, 3, size=40)]
+    model = fit_colour_model([im for im, _ in train], [m for _, m in train], n_classes=2)
+    image, labels = bottle(1, 1, rng)
+    image[labels == 2] = (20, 40, 230)  # a blue drink no training image had
+    [shares] = class_shares(model, [image], [labels])
+    assert shares[1] > 0.5 and shares[1] > shares[0]
+
+
+def test_an_unusual_colour_is_explained_in_a_sentence():
+    from pipeline.deploy.random_models import random_histogram_detector
+    from pipeline.methods.fusion import TrimmedZ
+    from pipeline.methods.segmentation.settings import SegmentationSettings
+    from pipeline.models.backbones import build_backbone
+
+    settings = SegmentationSettings.for_profile("quick", image_size=64, aspp_channels=8, decoder_channels=8, low_channels=8)
+    detector = random_histogram_detector(settings, build_backbone("efficientnet_lite0", checkpoint=None))
+    image = np.random.default_rng(4).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    distance = detector.predict([image])[0].branch_scores["part_colour"]
+    detector.colour_z = TrimmedZ(distance + 1.0, 1.0)  # one spread below the good images
+    [calm] = detector.predict([image])
+    assert not any(s.startswith("part colours") for s in calm.explanations)
+    detector.colour_z = TrimmedZ(distance - 10.0, 1.0)  # ten spreads above
+    [loud] = detector.predict([image])
+    [sentence] = [s for s in loud.explanations if s.startswith("part colours")]
+    assert "class 'part" in sentence and "10.0 spreads" in sentence
