@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-from sklearn.covariance import LedoitWolf
+
+from pipeline.methods.histogram.scoring import _gaussian, mahalanobis
 
 IMAGES_PER_FEATURE = 2
 """A colour model needs at least this many training images per feature (``4C + 1`` features):
@@ -100,17 +101,21 @@ def fit_colour_model(images: Sequence[np.ndarray], label_maps: Sequence[np.ndarr
     colours = np.stack([class_colours(im, m, n_classes, min_fraction) for im, m in zip(images, label_maps)])
     seen = ~np.isnan(colours)
     fill = np.where(seen.any(axis=0), np.nansum(colours, axis=0) / np.maximum(seen.sum(axis=0), 1), 0.5)
-    features = colour_features(images, label_maps, n_classes, fill, min_fraction)
-    mean = features.mean(axis=0)
-    d = features.shape[1]
-    cov = LedoitWolf().fit(features).covariance_ if len(features) > 1 else np.zeros((d, d))
-    return ColourModel(n_classes, float(min_fraction), fill, mean, np.linalg.inv(cov + ridge * np.eye(d)))
+    mean, precision = _gaussian(colour_features(images, label_maps, n_classes, fill, min_fraction), ridge)
+    return ColourModel(n_classes, float(min_fraction), fill, mean, precision)
+
+
+def colour_scores(model: ColourModel, images: Sequence[np.ndarray], label_maps: Sequence[np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """``(distances (N,), shares (N, C))`` from one pass over the images (``colour_distances``,
+    ``class_shares``)."""
+    features = colour_features(images, label_maps, model.n_classes, model.fill, model.min_fraction)
+    return mahalanobis(features, model.mean, model.precision), _shares(model, features)
 
 
 def colour_distances(model: ColourModel, images: Sequence[np.ndarray], label_maps: Sequence[np.ndarray]) -> np.ndarray:
     """``(N,)`` Mahalanobis distance of each image's colour features to the training images."""
-    d = colour_features(images, label_maps, model.n_classes, model.fill, model.min_fraction) - model.mean
-    return np.sqrt(np.maximum(np.einsum("nd,de,ne->n", d, model.precision, d), 0.0))
+    return colour_scores(model, images, label_maps)[0]
 
 
 def class_shares(model: ColourModel, images: Sequence[np.ndarray], label_maps: Sequence[np.ndarray]) -> np.ndarray:
@@ -119,7 +124,11 @@ def class_shares(model: ColourModel, images: Sequence[np.ndarray], label_maps: S
     The shares of the colour features and the areas add up to 1; a single colour dimension can
     give a negative share when it lowers the distance, so compare classes by the largest share.
     """
-    d = colour_features(images, label_maps, model.n_classes, model.fill, model.min_fraction) - model.mean
+    return colour_scores(model, images, label_maps)[1]
+
+
+def _shares(model: ColourModel, features: np.ndarray) -> np.ndarray:
+    d = features - model.mean
     parts = d * (d @ model.precision)
     total = np.maximum(parts.sum(axis=1, keepdims=True), 1e-12)
     return parts[:, :3 * model.n_classes].reshape(len(d), model.n_classes, 3).sum(axis=2) / total

@@ -20,7 +20,7 @@ from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
 from pipeline.methods.fusion import TrimmedZ
 from pipeline.methods.histogram.colours import WEIGHTS_FILE as COLOUR_FILE
 from pipeline.methods.histogram.colours import (
-    ColourModel, class_shares, colour_distances, enough_images, fit_colour_model, load_colour_model,
+    ColourModel, colour_distances, colour_scores, enough_images, fit_colour_model, load_colour_model,
     save_colour_model,
 )
 from pipeline.methods.histogram.scoring import (
@@ -71,8 +71,7 @@ class HistogramDetector:
         maps = predict_labels(self.net, resized, self.size)
         global_d, grid_d = mahalanobis_scores(self.model, maps)
         n = len(maps)
-        colour_d = colour_distances(self.colours, resized, maps) if self.colours is not None else [None] * n
-        shares = class_shares(self.colours, resized, maps) if self.colours is not None else [None] * n
+        colour_d, shares = colour_scores(self.colours, resized, maps) if self.colours is not None else ([None] * n,) * 2
         return [self._prediction(m, float(g), float(c), d, sh)
                 for m, g, c, d, sh in zip(maps, global_d, grid_d, colour_d, shares)]
 
