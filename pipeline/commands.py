@@ -115,7 +115,16 @@ def evaluate_command(data: Path, category: str, workspace: Path, method: str, ou
         f"{category} / {method}: AUROC logical {_pct(auroc.get('logical'))}, structural "
         f"{_pct(auroc.get('structural'))}, mean {_pct(auroc.get('mean'))} -> {out}"
     )
+    weakest = _weakest_subtypes(result.subtype_auroc)
+    if weakest:
+        print(f"  weakest anomaly subtypes: {weakest}")
     return 0
+
+
+def _weakest_subtypes(table: dict[str, dict], count: int = 3) -> str:
+    """``"bent_pin 81.0% (13 images), ..."``: the lowest-AUROC subtypes, so a miss is not hidden in a kind's mean."""
+    scored = sorted((row["auroc"], name, row["n"]) for name, row in table.items() if row["auroc"] is not None)
+    return ", ".join(f"{name} {_pct(value)} ({n} images)" for value, name, n in scored[:count])
 
 
 def _pct(value: float | None) -> str:

@@ -14,6 +14,7 @@ from pipeline.data.images import load_mask
 from pipeline.evaluation.aupro import aupro
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
 from pipeline.evaluation.roc import RocCurve, roc_curve
+from pipeline.evaluation.subtypes import load_subtypes, subtype_aurocs
 from pipeline.evaluation.calibration import FusionCalibration
 from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.calibrated import fusion_mode, load_calibration
@@ -46,6 +47,9 @@ class EvaluationResult:
         fusion_comparison: when the method has a few-shot calibration, image AUROC per defect
             kind of the ``equal`` and ``calibrated`` fusion on the same test images (the marked bad
             images left out), the ``weights``, and the ``active`` fusion; None otherwise.
+        subtype_auroc: image AUROC of each named anomaly subtype against the good images, per
+            branch too (``subtypes.subtype_aurocs``); empty unless the data names subtypes
+            (synthetic data's ``synth_info.json``).
     """
 
     category: str
@@ -58,6 +62,7 @@ class EvaluationResult:
     excluded: tuple[str, ...] = field(default=())
     branch_auroc: dict[str, dict[str, float | None]] = field(default_factory=dict)
     fusion_comparison: dict | None = None
+    subtype_auroc: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return {
@@ -71,6 +76,7 @@ class EvaluationResult:
             "excluded": list(self.excluded),
             "branch_auroc": self.branch_auroc,
             "fusion_comparison": self.fusion_comparison,
+            "subtype_auroc": self.subtype_auroc,
         }
 
 
@@ -187,6 +193,7 @@ def evaluate_method(
         excluded=excluded,
         branch_auroc=branch_aurocs(kinds, branches),
         fusion_comparison=compare_fusions(kinds, branches, calibration, fusion_mode(workspace, category, method)),
+        subtype_auroc=subtype_aurocs(kinds, load_subtypes(data.root, tests), scores, branches),
     )
     workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro,
                                                       "fusion_comparison": result.fusion_comparison})

@@ -26,7 +26,7 @@ def fitted_workspace(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory)
     return ws
 
 
-def test_evaluate_writes_the_contract_json(tiny_synth, fitted_workspace, tmp_path):
+def test_evaluate_writes_the_contract_json(tiny_synth, fitted_workspace, tmp_path, capsys):
     out = tmp_path / "metrics.json"
     assert _cli("evaluate", "--data", tiny_synth, "--category", "bottle", "--workspace", fitted_workspace,
                 "--method", "instant", "--out", out, "--device", "cpu") == 0
@@ -39,6 +39,13 @@ def test_evaluate_writes_the_contract_json(tiny_synth, fitted_workspace, tmp_pat
     assert result["seconds"]["fit"] > 0 and result["seconds"]["evaluate"] > 0
     roc = result["roc"]["structural"]
     assert roc["fpr"][0] == 0 and roc["fpr"][-1] == 1 and len(roc["fpr"]) == len(roc["tpr"])
+    # Every defect image is named by the generator; the subtypes add up to the kinds.
+    info = json.loads((tiny_synth / "bottle" / "synth_info.json").read_text())
+    table = result["subtype_auroc"]
+    assert set(table) == {v for k, v in info["images"].items() if k.startswith("test/")}
+    for kind in ("logical", "structural"):
+        assert sum(row["n"] for row in table.values() if row["kind"] == kind) == result["n"][kind]
+    assert "weakest anomaly subtypes:" in capsys.readouterr().out
 
 
 def test_evaluate_without_a_defect_kind_reports_null(tiny_synth, fitted_workspace, tmp_path):
