@@ -17,6 +17,7 @@ from pipeline.evaluation.report import (
     AUROC_KEYS, auroc_rows, branch_auroc_table, branch_rocs, kind_rocs, threshold_summary, write_report,
 )
 from pipeline.evaluation.roc import RocCurve
+from pipeline.evaluation.subtypes import weakest_first
 from pipeline.data.samples import DataError
 from pipeline.evaluation.calibration import CALIBRATED, CalibrationSettings
 from pipeline.methods.calibrate import apply_calibration, calibrate_method, calibration_applied, marked_bad_samples
@@ -71,6 +72,19 @@ def _branch_section(ws: Workspace, category: str, method: str, kinds: list[str])
     table = branch_auroc_table(branch_kinds, branches)
     st.dataframe(pd.DataFrame([{"branch": b, **{k: pct(v.get(k)) for k in AUROC_KEYS}} for b, v in table.items()]),
                  hide_index=True, key="branch_auroc_table")
+
+
+def _subtype_section(ws: Workspace, category: str, method: str) -> None:
+    """Image AUROC per anomaly type (synthetic data names them), weakest first, per branch too."""
+    table = ((ws.model_record(category, method).metrics or {}).get("subtype_auroc")) or {}
+    if not table:
+        return
+    st.subheader("Per anomaly type")
+    st.caption("Each defect type of the synthetic data against the good test images, weakest first: "
+               "a low row is a defect this detector misses, even when the kind's AUROC looks fine.")
+    rows = [{"anomaly type": name, "kind": row["kind"], "images": row["n"], "AUROC": pct(row["auroc"]),
+             **{branch: pct(value) for branch, value in row.get("branches", {}).items()}} for name, row in weakest_first(table)]
+    st.dataframe(pd.DataFrame(rows), hide_index=True, key="subtype_auroc_table")
 
 
 def _threshold_section(ws: Workspace, category: str, method: str, test_rows: list[ScoreRow]) -> None:
@@ -191,6 +205,7 @@ def evaluate_page() -> None:
         st.dataframe(_auroc_table(ws, method), hide_index=True, key="auroc_table")
         st.caption(REFERENCE_NOTE)
     _branch_section(ws, category, method, kinds)
+    _subtype_section(ws, category, method)
     st.subheader("Threshold")
     _threshold_section(ws, category, method, rows)
     st.plotly_chart(_histogram(kinds, scores, ws.get_threshold(category, method)), key="score_histogram")

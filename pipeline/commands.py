@@ -13,6 +13,7 @@ from pipeline.data.discover import find_categories, load_category
 from pipeline.data.images import ImageReadError, load_rgb
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
+from pipeline.evaluation.subtypes import weakest_first
 from pipeline.evaluation.heatmap import overlay
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread
 from pipeline.methods.runner import fit_method, load_detector
@@ -123,8 +124,8 @@ def evaluate_command(data: Path, category: str, workspace: Path, method: str, ou
 
 def _weakest_subtypes(table: dict[str, dict], count: int = 3) -> str:
     """``"bent_pin 81.0% (13 images), ..."``: the lowest-AUROC subtypes, so a miss is not hidden in a kind's mean."""
-    scored = sorted((row["auroc"], name, row["n"]) for name, row in table.items() if row["auroc"] is not None)
-    return ", ".join(f"{name} {_pct(value)} ({n} images)" for value, name, n in scored[:count])
+    scored = [(name, row) for name, row in weakest_first(table) if row["auroc"] is not None]
+    return ", ".join(f"{name} {_pct(row['auroc'])} ({row['n']} images)" for name, row in scored[:count])
 
 
 def _pct(value: float | None) -> str:

@@ -196,5 +196,6 @@ def evaluate_method(
         subtype_auroc=subtype_aurocs(kinds, load_subtypes(data.root, tests), scores, branches),
     )
     workspace.update_model_metrics(category, method, {"auroc": auroc, "aupro": result.aupro,
-                                                      "fusion_comparison": result.fusion_comparison})
+                                                      "fusion_comparison": result.fusion_comparison,
+                                                      "subtype_auroc": result.subtype_auroc})
     return result

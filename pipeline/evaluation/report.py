@@ -60,6 +60,7 @@ class ReportData:
         kinds, scores: the test images' kinds and scores (the histogram).
         gallery: the worst test images, worst first.
         fusion: the last evaluation's ``fusion_comparison`` (few-shot calibration), None without one.
+        subtypes: the last evaluation's ``subtype_auroc`` (synthetic data only; empty otherwise).
     """
 
     category: str
@@ -80,6 +81,7 @@ class ReportData:
     gallery: list[GalleryItem] = field(default_factory=list)
     reference_note: str = REFERENCE_NOTE
     fusion: dict | None = None
+    subtypes: dict[str, dict] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         """The numbers of the report (embedded in it as JSON, so it can be checked by a program)."""
@@ -92,6 +94,7 @@ class ReportData:
             "threshold": None if self.threshold is None else self.threshold.to_dict(),
             "gallery": [{"key": g.key, "kind": g.kind, "score": g.score, "flagged": g.flagged} for g in self.gallery],
             "fusion": self.fusion,
+            "subtype_auroc": self.subtypes,
         }
 
 
@@ -222,6 +225,7 @@ def collect_report(ws: Workspace, category: str, method: str, n_worst: int = 8) 
         kinds=kinds, scores=scores,
         gallery=worst_images(ws, category, method, rows, n_worst),
         fusion=metrics.get("fusion_comparison"),
+        subtypes=metrics.get("subtype_auroc") or {},
     )
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from pipeline.evaluation.report import ReportData
 from pipeline.evaluation.roc import RocCurve
+from pipeline.evaluation.subtypes import weakest_first
 
 KIND_COLOURS = {"good": "#2ca02c", "logical": "#d62728", "structural": "#1f77b4", "bad": "#9467bd"}
 BRANCH_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
@@ -162,6 +163,15 @@ def _auroc_section(data: ReportData) -> str:
             + aupro + f'<p class="note">{_esc(data.reference_note)}</p>')
 
 
+def _subtype_section(data: ReportData) -> str:
+    if not data.subtypes:
+        return ""
+    rows = [[name, row["kind"], str(row["n"]), _pct(row["auroc"])] for name, row in weakest_first(data.subtypes)]
+    return ("<h2>Per anomaly type (image AUROC, %)</h2><p>Each defect type of the synthetic data against the good "
+            "test images, weakest first: a low row is a defect this detector misses.</p>"
+            + _table(["anomaly type", "kind", "images", "AUROC"], rows, table_id="subtypes"))
+
+
 def _roc_section(data: ReportData) -> str:
     charts = [roc_svg("ROC curves per defect kind", data.roc, KIND_COLOURS, {k: data.auroc.get(k) for k in data.roc})]
     titles = ['<figure id="roc-kinds">' + charts[0] + "<figcaption>ROC curve per defect kind vs good parts</figcaption></figure>"]
@@ -231,7 +241,7 @@ def render_report(data: ReportData) -> str:
         f"<h1>Inspection report: {_esc(data.category)}</h1>"
         f'<p class="sub">Method: <b>{_esc(data.method_title)}</b> (<code>{_esc(data.method)}</code>)'
         f'{" · " + _esc(settings) if settings else ""} · written {_esc(data.generated)}</p>'
-        + _counts_section(data) + _auroc_section(data) + _roc_section(data) + _threshold_section(data)
+        + _counts_section(data) + _auroc_section(data) + _subtype_section(data) + _roc_section(data) + _threshold_section(data)
         + _gallery_section(data)
         + f'<script type="application/json" id="report-data">{payload}</script></body></html>'
     )

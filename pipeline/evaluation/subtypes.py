@@ -69,3 +69,8 @@ def subtype_aurocs(kinds: Sequence[str], subtypes: Sequence[str | None], scores:
             "branches": {n: auroc(labels, values[keep]) for n, values in branch_arrays.items()},
         }
     return table
+
+
+def weakest_first(table: dict[str, dict]) -> list[tuple[str, dict]]:
+    """``subtype_aurocs`` rows ordered by AUROC, lowest first (unscorable ones last)."""
+    return sorted(table.items(), key=lambda item: (item[1]["auroc"] is None, item[1]["auroc"] or 0.0, item[0]))

@@ -41,8 +41,7 @@ def test_auroc_table_and_roc_chart(app, page_workspaces):
     at = app.open(page_workspaces["evaluated"], PAGE)
     auroc = Workspace.open(page_workspaces["evaluated"]).model_record("pin_tray", "instant").metrics["auroc"]
 
-    [table] = at.dataframe
-    df = table.value
+    df = at.dataframe[0].value
     assert list(df.columns) == ["method", "category", "logical", "structural", "mean"]
     ours = df[df["method"] == "instant (ours)"]
     assert list(ours["category"]) == ["pin_tray"]
@@ -158,6 +157,20 @@ def test_per_branch_roc_curves_and_table(app, workspace_copy):
     assert list(table["branch"]) == ["histogram_global", "lgst_local"]
     expected = image_auroc_by_kind([r.kind for r in rows], [r.score for r in rows])
     assert table.iloc[0]["mean"] == f"{100 * expected['mean']:.1f}"
+
+
+def test_anomaly_types_table_weakest_first(app, page_workspaces, tiny_synth):
+    """Synthetic data names each defect's type: one row per type, weakest first, the numbers `evaluate` stored."""
+    at = app.open(page_workspaces["evaluated"], PAGE)
+    stored = Workspace.open(page_workspaces["evaluated"]).model_record("pin_tray", "instant").metrics["subtype_auroc"]
+    info = json.loads((tiny_synth / "pin_tray" / "synth_info.json").read_text())
+    assert set(stored) == {v for k, v in info["images"].items() if k.startswith("test/")}
+    [table] = [d.value for d in at.dataframe if "anomaly type" in d.value.columns]
+    assert set(table["anomaly type"]) == set(stored)
+    assert list(table["images"]) == [stored[name]["n"] for name in table["anomaly type"]]
+    assert list(table["AUROC"]) == [pct(stored[name]["auroc"]) for name in table["anomaly type"]]
+    values = [stored[name]["auroc"] for name in table["anomaly type"]]
+    assert values == sorted(values)
 
 
 def test_report_button_offers_the_html_report(app, page_workspaces):

@@ -113,6 +113,19 @@ def test_report_shows_the_runs_roc_curves_and_auroc(run):
     assert data["aupro"] == pytest.approx(cli["aupro"])
 
 
+def test_report_lists_each_anomaly_type_weakest_first(run):
+    tree, cli = _parse(run["html"]), run["cli"]
+    table = cli["subtype_auroc"]
+    assert table  # synthetic data names every defect's type
+    text = tree.text["subtypes"]
+    positions = [text.index(name) for name in table]
+    ordered = [name for _, name in sorted(zip(positions, table))]
+    assert [table[name]["auroc"] for name in ordered] == sorted(table[name]["auroc"] for name in table)
+    for name, row in table.items():
+        assert f"{name}{row['kind']}{row['n']}{100 * row['auroc']:.1f}" in text
+    assert json.loads(tree.text["report-data"])["subtype_auroc"] == table
+
+
 def test_report_counts_threshold_and_histogram(run):
     tree, cli = _parse(run["html"]), run["cli"]
     ws = Workspace.open(run["ws"])
