@@ -42,8 +42,9 @@ BRANCHES = {
                     "bright = 3× the rarest good-pixel level", (0.0, 0.3)),
     "global": Branch("Global student", "global student vs local student: logical defects (parts in the wrong "
                      "place or combination); bright = 3× the rarest good-pixel level", (0.0, 0.3)),
-    "teacher_global": Branch("Teacher vs global", "teacher vs global student, raw distance; colours span this "
-                             "image's own range", None),
+    "teacher_global": Branch("Teacher vs global", "teacher vs global student (thesis eq. 4.11): what the image-wide "
+                             "reconstruction cannot reproduce, a fused branch of its own; raw distance, colours span "
+                             "this image's own range", None),
     "segmentation": Branch("Predicted segmentation", "part classes the segmentation network sees", None),
     "retrieval": Branch("Patch retrieval", "distance of each patch to its nearest good patch (the instant "
                         "detector inside aecsad-retrieval); colours span this image's own range", None),

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
+from pipeline.methods.aecsad.method import BRANCHES, TEACHER_GLOBAL, LgstDetector
 from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
 from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.histogram.scoring import _bounds
@@ -41,8 +41,9 @@ OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_m
 """Output names, in order. ``anomaly_map``/``local``/``global``/``teacher_global``: ``(N, g, g)``
 float32 at the LGST grid; ``label_map``: ``(N, S, S)`` int64; ``fractions``: ``(N, 1 + P², K)``
 float64 (region 0 = whole image); ``branch_scores``/``z_scores``: ``(N, B)`` float64 in the order of
-``DetectorGraph.branches`` (histogram_global, histogram_grid, part_colour, lgst; a model fitted
-before part colours has no part_colour column); ``score``: ``(N,)`` float64."""
+``DetectorGraph.branches`` (histogram_global, histogram_grid, part_colour, lgst,
+lgst_teacher_global; a model fitted before a branch existed has no column for it); ``score``:
+``(N,)`` float64."""
 
 
 def _scale(q) -> float:
@@ -138,8 +139,11 @@ class DetectorGraph(nn.Module):
         combined = local + global_
         lgst_score = combined.amax(dim=(1, 2)).to(torch.float64)
 
-        scores = [d_global, d_grid] + ([self.colour_distance(image, label_map, fractions)] if self.with_colours else [])
-        branch = torch.stack([*scores, lgst_score], dim=1)
+        scores = {"histogram_global": d_global, "histogram_grid": d_grid, "lgst": lgst_score,
+                  TEACHER_GLOBAL: maps["teacher_global"].amax(dim=(1, 2)).to(torch.float64)}
+        if self.with_colours:
+            scores[COLOUR_BRANCH] = self.colour_distance(image, label_map, fractions)
+        branch = torch.stack([scores[name] for name in self.branches], dim=1)
         z = (branch - self.fusion_z[:, 0]) / self.fusion_z[:, 1]
         return ((z * self.fusion_weights).sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
 

@@ -80,7 +80,8 @@ class LgstMaps:
     Attributes:
         combined: normalised local + normalised global; its maximum is ``score``.
         local, global_: the normalised branch maps.
-        teacher_global: raw teacher-vs-global-student map (thesis eq. 4.11), for debugging.
+        teacher_global: raw teacher-vs-global-student map (thesis eq. 4.11); its maximum is the
+            ``lgst_teacher_global`` branch score.
     """
 
     combined: np.ndarray
@@ -91,6 +92,10 @@ class LgstMaps:
     @property
     def score(self) -> float:
         return float(self.combined.max())
+
+    @property
+    def teacher_global_score(self) -> float:
+        return float(self.teacher_global.max())
 
 
 def score_maps(raw: dict[str, np.ndarray], norm: MapNormalisation) -> LgstMaps:

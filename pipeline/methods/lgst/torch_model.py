@@ -8,7 +8,9 @@ Pure network maths; the training loop is in ``train.py`` and scoring of whole im
   explain);
 - ``global``: global student vs the local student's second head (logical: where the image-wide
   reconstruction and the local one disagree);
-- ``teacher_global``: teacher vs the global student (thesis eq. 4.11), for visual debugging.
+- ``teacher_global``: teacher vs the global student (thesis eq. 4.11, the thesis' "global anomaly
+  map"): what the image-wide reconstruction cannot reproduce. AeCSAD fuses its maximum as a branch
+  of its own (``aecsad/method.py``).
 """
 
 from __future__ import annotations
@@ -85,15 +87,15 @@ class LgstNet(nn.Module):
 
     @torch.no_grad()
     def maps(self, x: torch.Tensor, blur_sigma: float = 0.0) -> dict[str, torch.Tensor]:
-        """Raw maps ``(N, grid, grid)`` by name (``MAP_NAMES``) of a normalised batch; ``local`` and
-        ``global`` blurred by a Gaussian of ``blur_sigma`` grid cells (0: none, see ``blur_maps``)."""
+        """Raw maps ``(N, grid, grid)`` by name (``MAP_NAMES``) of a normalised batch, each blurred
+        by a Gaussian of ``blur_sigma`` grid cells (0: none, see ``blur_maps``)."""
         teacher = self.teacher(x)
         local_teacher, local_global = self.local(x)
         global_out = self.global_student(x)
         return {
             "local": blur_maps((teacher - local_teacher).pow(2).mean(dim=1), blur_sigma),
             "global": blur_maps((global_out - local_global).pow(2).mean(dim=1), blur_sigma),
-            "teacher_global": (teacher - global_out).pow(2).mean(dim=1),
+            "teacher_global": blur_maps((teacher - global_out).pow(2).mean(dim=1), blur_sigma),
         }
 
 

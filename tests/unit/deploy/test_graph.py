@@ -17,7 +17,7 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 def test_graph_branch_scores_equal_the_detector_with_the_part_colour_branch():
     detector = random_lgst_detector("quick", seg_overrides=TINY_SEG, lgst_overrides=TINY_LGST)
     graph = DetectorGraph(detector).eval()
-    assert graph.branches == ("histogram_global", "histogram_grid", "part_colour", "lgst")
+    assert graph.branches == ("histogram_global", "histogram_grid", "part_colour", "lgst", "lgst_teacher_global")
     images = _images(3, side=64)[:3]
     images = [im[:, :64] for im in images]  # the networks' side: no resampler in the comparison
     with torch.no_grad():
@@ -29,10 +29,11 @@ def test_graph_branch_scores_equal_the_detector_with_the_part_colour_branch():
     assert np.ptp(branch[:, 2].numpy()) > 0  # the colour distance depends on the image
 
 
-def test_a_model_fitted_before_part_colours_exports_three_branches():
+def test_a_model_fitted_before_part_colours_and_teacher_global_exports_three_branches():
     detector = random_lgst_detector("quick", seg_overrides=TINY_SEG, lgst_overrides=TINY_LGST)
     detector.hist.colours = detector.hist.colour_z = None
-    detector.fusion = type(detector.fusion)({k: v for k, v in detector.fusion.branches.items() if k != "part_colour"})
+    newer = ("part_colour", "lgst_teacher_global")
+    detector.fusion = type(detector.fusion)({k: v for k, v in detector.fusion.branches.items() if k not in newer})
     graph = DetectorGraph(detector).eval()
     assert graph.branches == ("histogram_global", "histogram_grid", "lgst")
     images = [im[:, :64] for im in _images(2, side=64)]

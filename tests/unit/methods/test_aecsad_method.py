@@ -66,21 +66,25 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
     record = Workspace.open(ws).model_record(CATEGORY, method)
     assert record.settings["settings_changes"] == {"lgst": {"steps": 4}, "segmentation": {"epochs": 2}}
     stats = json.loads((folder / "lgst_fusion.json").read_text())
-    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst"}
+    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "lgst_teacher_global"}
 
     report = tmp_path / "ev.json"
     assert main(["evaluate", *common, "--out", str(report)]) == 0
     result = json.loads(report.read_text())
     assert result["method"] == method
-    assert {"histogram_global", "histogram_grid", "lgst", "lgst_local", "lgst_global"} <= set(result["branch_auroc"])
+    assert {"histogram_global", "histogram_grid", "lgst", "lgst_local", "lgst_global",
+            "lgst_teacher_global"} <= set(result["branch_auroc"])
     assert all(0.0 <= v["mean"] <= 1.0 for v in result["branch_auroc"].values())
 
     detector = load_detector(Workspace.open(ws), CATEGORY, method, "cpu")
     image = load_rgb(next((data / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
     [prediction] = detector.predict([image])
     scores = prediction.branch_scores
-    assert prediction.score == pytest.approx(scores["z_histogram_global"] + scores["z_histogram_grid"] + scores["z_lgst"])
+    assert prediction.score == pytest.approx(scores["z_histogram_global"] + scores["z_histogram_grid"] + scores["z_lgst"]
+                                             + scores["z_lgst_teacher_global"])
     assert scores["lgst"] == pytest.approx(float(prediction.anomaly_map.max()), rel=0.05, abs=0.05)
+    teacher_global = prediction.branch_maps["teacher_global"]  # resized from the grid: its maximum can only shrink
+    assert 0 < float(teacher_global.max()) <= scores["lgst_teacher_global"] * (1 + 1e-5)
     assert set(prediction.branch_maps) == {"local", "global", "teacher_global", "segmentation", "histogram"}
     assert all(m.shape == prediction.anomaly_map.shape for m in prediction.branch_maps.values())
     assert np.isfinite(prediction.anomaly_map).all()
@@ -91,9 +95,9 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
     assert {"lgst", "histogram_global"} <= set(row["branch_scores"])
 
 
-def test_retrieval_branch_is_a_fourth_fused_branch(tiny_profiles, tmp_path):
+def test_retrieval_branch_is_one_more_fused_branch(tiny_profiles, tmp_path):
     """``aecsad-retrieval``: the instant detector's score, z-normalised on the same validation
-    images, adds to the three AeCSAD branches; its patch map is kept for the Inspect page."""
+    images, adds to the AeCSAD branches; its patch map is kept for the Inspect page."""
     from pipeline.methods.fusion import TrimmedZ
     from pipeline.methods.runner import fit_method
 
@@ -105,7 +109,7 @@ def test_retrieval_branch_is_a_fourth_fused_branch(tiny_profiles, tmp_path):
     fit_method(ws, CATEGORY, "aecsad-retrieval", device="cpu")
     folder = ws.method_dir(CATEGORY, "aecsad-retrieval")
     stats = json.loads((folder / "lgst_fusion.json").read_text())
-    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "retrieval"}
+    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "lgst_teacher_global", "retrieval"}
 
     detector = load_detector(ws, CATEGORY, "aecsad-retrieval", "cpu")
     alone = get_method("instant").load(folder / "retrieval", torch.device("cpu"))
