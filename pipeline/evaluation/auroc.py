@@ -49,3 +49,10 @@ def image_auroc_by_kind(kinds: Sequence[str], scores: Sequence[float]) -> dict[s
     present = [v for v in result.values() if v is not None]
     result["mean"] = float(np.mean(present)) if present else None
     return result
+
+
+def scored_branches(branch_scores: Sequence[dict[str, float]]) -> list[str]:
+    """Branch names present on every image, z-scores left out (they rank exactly as their raw scores)."""
+    if not branch_scores:
+        return []
+    return [n for n in branch_scores[0] if not n.startswith("z_") and all(n in b for b in branch_scores)]

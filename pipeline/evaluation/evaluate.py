@@ -12,7 +12,7 @@ import torch
 
 from pipeline.data.images import load_mask
 from pipeline.evaluation.aupro import aupro
-from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
+from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind, scored_branches
 from pipeline.evaluation.roc import RocCurve, roc_curve
 from pipeline.evaluation.subtypes import load_subtypes, subtype_aurocs
 from pipeline.evaluation.calibration import FusionCalibration
@@ -110,10 +110,8 @@ def _per_kind_aupro(kinds: list[str], masks: list[np.ndarray | None], maps: list
 def branch_aurocs(kinds: list[str], branch_scores: list[dict[str, float]]) -> dict[str, dict[str, float | None]]:
     """Image AUROC per defect kind of every branch score present on all images (z-scores, which
     rank exactly as their raw scores, are left out)."""
-    if not branch_scores:
-        return {}
-    names = [n for n in branch_scores[0] if not n.startswith("z_") and all(n in b for b in branch_scores)]
-    return {name: image_auroc_by_kind(kinds, [float(b[name]) for b in branch_scores]) for name in names}
+    return {name: image_auroc_by_kind(kinds, [float(b[name]) for b in branch_scores])
+            for name in scored_branches(branch_scores)}
 
 
 def compare_fusions(kinds: list[str], branch_scores: list[dict[str, float]], calibration: FusionCalibration | None,

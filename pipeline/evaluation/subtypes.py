@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.data.samples import Sample
 from pipeline.data.synth.writer import INFO_FILE
-from pipeline.evaluation.auroc import auroc
+from pipeline.evaluation.auroc import auroc, scored_branches
 
 
 def load_subtypes(root: Path, samples: Sequence[Sample]) -> list[str | None]:
@@ -56,9 +56,7 @@ def subtype_aurocs(kinds: Sequence[str], subtypes: Sequence[str | None], scores:
     named = {(str(k), str(s)) for k, s in zip(kinds, subtypes) if s is not None and k != "good"}
     if not good.any() or not named:
         return {}
-    names = [n for n in (branch_scores[0] if branch_scores else {})
-             if not n.startswith("z_") and all(n in b for b in branch_scores)]
-    branch_arrays = {n: np.array([float(b[n]) for b in branch_scores]) for n in names}
+    branch_arrays = {n: np.array([float(b[n]) for b in branch_scores]) for n in scored_branches(branch_scores)}
     table: dict[str, dict] = {}
     for kind, subtype in sorted(named):
         chosen = sub_array == subtype
