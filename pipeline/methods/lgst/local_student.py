@@ -22,6 +22,20 @@ def receptive_field() -> int:
     return field
 
 
+class AveragePool2x2(nn.Module):
+    """``nn.AvgPool2d(2, 2, padding=1)`` (zeros in the padding counted) computed as a depthwise
+    convolution with weights 1/4: the same numbers, but about 3× faster forward and backward on
+    CPU (oneDNN), where the two poolings took a tenth of an LGST training step."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        # Not persistent: checkpoints hold exactly the parameters they held with nn.AvgPool2d.
+        self.register_buffer("weight", torch.full((int(channels), 1, 2, 2), 0.25), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(x, self.weight, stride=2, padding=1, groups=self.weight.shape[0])
+
+
 class LocalStudent(nn.Module):
     """``x (N, 3, S, S)`` → ``(teacher_like, global_like)``, each ``(N, C, grid, grid)``.
 
@@ -43,8 +57,8 @@ class LocalStudent(nn.Module):
 
         # Zero padding as in CSAD's padded PDN, so border parts are scored too.
         self.trunk = nn.Sequential(
-            nn.Conv2d(3, w1, 4, padding=3), *act(w1), nn.AvgPool2d(2, 2, padding=1),
-            nn.Conv2d(w1, w2, 4, padding=3), *act(w2), nn.AvgPool2d(2, 2, padding=1),
+            nn.Conv2d(3, w1, 4, padding=3), *act(w1), AveragePool2x2(w1),
+            nn.Conv2d(w1, w2, 4, padding=3), *act(w2), AveragePool2x2(w2),
             nn.Conv2d(w2, w2, 1), *act(w2),
             nn.Conv2d(w2, w2, 3, padding=1), *act(w2),
             nn.Conv2d(w2, w2, 4, padding=3), *act(w2),

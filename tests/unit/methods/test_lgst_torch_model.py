@@ -7,7 +7,7 @@ import torch
 
 from pipeline.methods.lgst.attention import SelfAttention2d, sinusoidal_positions
 from pipeline.methods.lgst.global_student import GlobalStudent
-from pipeline.methods.lgst.local_student import LocalStudent, receptive_field
+from pipeline.methods.lgst.local_student import AveragePool2x2, LocalStudent, receptive_field
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.lgst.teacher import Teacher, seeded_projection
 from pipeline.methods.lgst.torch_model import LgstNet
@@ -51,6 +51,27 @@ def test_local_student_sees_only_its_33_pixel_neighbourhood():
     assert teacher_like.shape == global_like.shape == (1, 16, GRID, GRID)
     assert receptive_field() == 33
     assert _top_left_change(student, x) == 0.0  # the far corner is outside the receptive field
+
+
+@pytest.mark.parametrize("side", [9, 10])
+def test_average_pool_equals_torch_padded_average_pool_values_and_gradients(side):
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, side, side, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    weights = torch.randn(2, 5, side // 2 + 1, side // 2 + 1)
+    out, ref = AveragePool2x2(5)(x), torch.nn.AvgPool2d(2, 2, padding=1)(x_ref)
+    assert out.shape == ref.shape
+    assert torch.allclose(out, ref, atol=1e-6)
+    (out * weights).sum().backward()
+    (ref * weights).sum().backward()
+    assert torch.allclose(x.grad, x_ref.grad, atol=1e-6)
+
+
+def test_local_student_checkpoint_holds_only_its_convolutions():
+    state = LocalStudent(out_channels=16, widths=(8, 16), grid=GRID).state_dict()
+    # the pooling weights are fixed, not saved: checkpoints from before the pooling change still load
+    convolutions = [f"trunk.{i}" for i in (0, 3, 6, 8, 10)] + ["teacher_head", "global_head"]
+    assert sorted(state) == sorted(f"{name}.{p}" for name in convolutions for p in ("weight", "bias"))
 
 
 def test_csad_variant_squeezes_the_middle_to_one_by_one():
