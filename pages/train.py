@@ -81,13 +81,28 @@ def _training_length(method: str, profile: str) -> dict:
             if epochs != default:
                 changes["segmentation"] = {"epochs": epochs}
         if "lgst" in trains:
-            default = LgstSettings.for_profile(profile).steps
-            steps = int(st.number_input(
-                "Student training steps (LGST)", 10, 1_000_000, default, step=100, key=f"train_lgst_steps_{profile}",
-                help=f"The {profile} profile trains {default}. Measured on pin_tray (quick, 2 CPU cores): "
-                     "500 steps: structural AUROC 0.78, fit 8 min; 1500 steps: 0.85, fit 19 min."))
-            if steps != default:
-                changes["lgst"] = {"steps": steps}
+            lgst = _lgst_length_changes(LgstSettings.for_profile(profile), profile)
+            if lgst:
+                changes["lgst"] = lgst
+    return changes
+
+
+def _lgst_length_changes(default: LgstSettings, profile: str) -> dict:
+    # The students' steps and time budget as changed on the page ({} when both are the profile's).
+    changes: dict = {}
+    steps = int(st.number_input(
+        "Student training steps (LGST)", 10, 1_000_000, default.steps, step=100, key=f"train_lgst_steps_{profile}",
+        help=f"The {profile} profile trains {default.steps}"
+             + (" at most: the time budget below may stop it earlier." if default.time_budget_s else ".")))
+    if steps != default.steps:
+        changes["steps"] = steps
+    minutes = float(st.number_input(
+        "Student training time budget (minutes, 0 = none)", 0.0, 100_000.0, default.time_budget_s / 60, step=1.0,
+        key=f"train_lgst_budget_{profile}",
+        help="The students train as many of the steps as fit in this time at the pace measured while "
+             "training, so a whole quick fit stays under 30 minutes on 2 CPU cores. 0 trains every step."))
+    if abs(minutes * 60 - default.time_budget_s) > 1e-6:
+        changes["time_budget_s"] = minutes * 60
     return changes
 
 

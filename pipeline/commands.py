@@ -36,6 +36,8 @@ class TqdmProgress:
             interval = 0.1 if sys.stderr.isatty() else 5.0
             self._bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True,
                              mininterval=interval)
+        if self._bar.total != total:  # a time-budgeted stage re-plans its length
+            self._bar.total = total
         self._bar.update(done - self._bar.n)  # update() honours mininterval; refresh() would not
 
     def write(self, text: str) -> None:

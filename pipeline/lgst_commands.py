@@ -122,7 +122,8 @@ def train_lgst_command(
     finally:
         teardown(dist)
     if result.resumed_from:
-        say(f"resumed after step {result.resumed_from} of {settings.steps}")
+        say(f"resumed after step {result.resumed_from} of {result.steps}")
+    say(_trained_line(result.steps, result.seconds, settings))
     say(f"checkpoint: {result.checkpoint}")
     say(_reuse_note(inputs, method, profile))
     return 0
@@ -132,8 +133,18 @@ def _describe_run(inputs: LgstInputs, method: str) -> str:
     """``6 training images (4 with reliable pseudo-labels for LSA); aecsad students on efficientnet_lite0, ...``."""
     s, data = inputs.settings, inputs.data
     with_maps = sum(m is not None for m in data.label_maps)
+    length = f"{s.steps} steps"
+    if s.time_budget_s > 0:
+        length = f"up to {length} ({s.time_budget_s / 60:g} min of training)"
     return (f"{len(data.images)} training images ({with_maps} with reliable pseudo-labels for LSA); {method} "
-            f"students on {s.backbone}, {s.steps} steps of {s.batch_size} images at {s.image_size} px")
+            f"students on {s.backbone}, {length} of {s.batch_size} images at {s.image_size} px")
+
+
+def _trained_line(steps: int, seconds: float, settings: LgstSettings) -> str:
+    """``trained 1870 of up to 2300 steps in 23.0 min (the time budget)``."""
+    if settings.time_budget_s > 0 and steps < settings.steps:
+        return f"trained {steps} of up to {settings.steps} steps in {seconds / 60:.1f} min (the time budget)"
+    return f"trained {steps} steps in {seconds / 60:.1f} min"
 
 
 def _reuse_note(inputs: LgstInputs, method: str, profile: str) -> str:

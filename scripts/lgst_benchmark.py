@@ -4,7 +4,7 @@
     .venv/bin/python scripts/lgst_benchmark.py --data /tmp/synth --workspace /tmp/ws \\
         --categories pin_tray bottle --methods instant aecsad csad --out results.json
 
-Per category and method: fit minutes, image AUROC (logical, structural, mean), each branch's
+Per category and method: fit minutes (and the LGST steps trained), image AUROC (logical, structural, mean), each branch's
 AUROC and, on synthetic data, each anomaly subtype's (``subtype_auroc``). ``--extra-test ROOT``
 also scores the fitted model on another synthetic root's test split (a larger one, e.g.
 ``synth --out /tmp/synthB --seed 7 --n-train 3 --n-test 50``), so a design choice is not fitted
@@ -29,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from pipeline.commands import register_category  # noqa: E402
 from pipeline.evaluation.evaluate import EvaluationResult, evaluate_method  # noqa: E402
+from pipeline.methods.aecsad.method import STATS_FILE  # noqa: E402
 from pipeline.methods.runner import fit_method  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json  # noqa: E402
@@ -48,7 +49,17 @@ def run_one(ws: Workspace, data: Path, category: str, method: str, device: str,
         extra[str(root)] = _figures(evaluate_method(ws, category, method, device=device, save_maps=False))
     register_category(ws, data, category)
     result = evaluate_method(ws, category, method, device=device, save_maps=False)
-    return {"fit_minutes": round(fit_min, 2), **_figures(result), **({"extra_test": extra} if extra else {})}
+    return {"fit_minutes": round(fit_min, 2), **_lgst_length(ws, category, method), **_figures(result),
+            **({"extra_test": extra} if extra else {})}
+
+
+def _lgst_length(ws: Workspace, category: str, method: str) -> dict:
+    """``lgst_steps`` and ``lgst_train_seconds`` the fit recorded (a time budget may cut the steps)."""
+    stats = ws.method_dir(category, method) / STATS_FILE
+    if not stats.is_file():
+        return {}
+    recorded = json.loads(stats.read_text())
+    return {k: recorded[k] for k in ("lgst_steps", "lgst_train_seconds") if k in recorded}
 
 
 def _figures(result: EvaluationResult) -> dict:

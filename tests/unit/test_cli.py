@@ -141,3 +141,14 @@ def test_synth_command_is_deterministic_per_seed(tmp_path):
     assert files
     for rel in files:
         assert np.array_equal(np.asarray(Image.open(tmp_path / "a" / rel)), np.asarray(Image.open(tmp_path / "b" / rel)))
+
+
+def test_progress_bar_follows_a_stage_whose_length_is_re_planned(capsys):
+    from pipeline.commands import TqdmProgress
+
+    progress = TqdmProgress()
+    progress("train lgst", 10, 2300)
+    progress("train lgst", 20, 1600)  # a time budget planned fewer steps
+    bar = progress._bar
+    assert (bar.n, bar.total) == (20, 1600)
+    progress.close()

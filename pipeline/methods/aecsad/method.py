@@ -104,7 +104,8 @@ def _fit(ctx: FitContext, attention: bool, retrieval: bool = False) -> dict[str,
     settings = LgstSettings.for_profile(ctx.profile, attention=attention, seed=ctx.seed, backbone=backbone,
                                         **ctx.changed("lgst"))
     data = load_lgst_data(ctx.data.select("train", "good"), settings.image_size, _reliable_label_maps(ctx))
-    net = train_lgst(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress, report=ctx.report).net
+    trained = train_lgst(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress, report=ctx.report)
+    net = trained.net
     validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
     if not validation:
         raise ValueError(f"category {ctx.category!r} has no validation images: LGST maps and fusion need good ones")
@@ -124,6 +125,7 @@ def _fit(ctx: FitContext, attention: bool, retrieval: bool = False) -> dict[str,
     atomic_write_json(ctx.out_dir / STATS_FILE, {
         "method": settings.method, "maps": norm.to_dict(), "map_blur_sigma": MAP_BLUR_SIGMA,
         "fusion": Fusion.fit(val_scores).to_dict(),
+        "lgst_steps": trained.steps, "lgst_train_seconds": trained.seconds,  # a time budget may train fewer
     })
     return {**files, "lgst": CHECKPOINT, "lgst_fusion": STATS_FILE}
 

@@ -29,6 +29,9 @@ class LgstCheckpoint:
         steps_done: optimizer steps finished; training resumes there.
         history: loss records (``step``, ``loss`` and its parts, ``lr``).
         data_fingerprint: ``LgstData.fingerprint()`` of the training data.
+        planned_steps: steps the run trains in total (a time budget may plan fewer than
+            ``settings.steps``); 0 in checkpoints written before budgets = ``settings.steps``.
+        train_seconds: training seconds spent up to ``steps_done``, over every (resumed) run.
     """
 
     model: dict[str, torch.Tensor]
@@ -37,10 +40,18 @@ class LgstCheckpoint:
     steps_done: int
     history: tuple[dict, ...]
     data_fingerprint: str = ""
+    planned_steps: int = 0
+    train_seconds: float = 0.0
+
+    @property
+    def finished(self) -> bool:
+        """Whether the run trained all the steps it planned."""
+        return self.steps_done >= (self.planned_steps or self.settings.steps)
 
 
 def save_lgst_checkpoint(path: Path, net: LgstNet, optimizer: torch.optim.Optimizer | None, steps_done: int,
-                         history: list[dict], data_fingerprint: str = "") -> None:
+                         history: list[dict], data_fingerprint: str = "", *, planned_steps: int = 0,
+                         train_seconds: float = 0.0) -> None:
     """Write atomically: a kill during the write leaves the previous checkpoint intact."""
     tensors = {f"model.{k}": v for k, v in net.student_state_dict().items()}
     if optimizer is not None:
@@ -48,6 +59,7 @@ def save_lgst_checkpoint(path: Path, net: LgstNet, optimizer: torch.optim.Optimi
     metadata = {
         "format": FORMAT, "settings": json.dumps(net.settings.to_dict()), "steps_done": str(int(steps_done)),
         "history": json.dumps(history), "data_fingerprint": data_fingerprint,
+        "planned_steps": str(int(planned_steps)), "train_seconds": str(float(train_seconds)),
     }
     atomic_save_safetensors(path, tensors, metadata)
 
@@ -68,6 +80,8 @@ def load_lgst_checkpoint(path: Path) -> LgstCheckpoint:
         steps_done=int(meta["steps_done"]),
         history=tuple(json.loads(meta["history"])),
         data_fingerprint=meta.get("data_fingerprint", ""),
+        planned_steps=int(meta.get("planned_steps", 0)),
+        train_seconds=float(meta.get("train_seconds", 0.0)),
     )
 
 

@@ -4,19 +4,26 @@ Adam with step decay (×0.1 after ``lr_drop_at`` of the steps). Each step draws 
 LSA from ``(seed, step)`` (and the rank under torchrun), so a run resumed from a checkpoint after
 a kill continues exactly as the uninterrupted run would. Checkpoints are written atomically every
 ``checkpoint_every`` steps and at the end, by the main rank only.
+
+With ``time_budget_s`` the number of steps is planned from the measured pace (``budget_steps``)
+and re-planned every ``REPLAN_EVERY`` steps until the learning rate drops, after which the plan is
+fixed; a step costs up to 1.7× more on one category than another (more LSA twins through the
+local student), so a fixed count cannot keep every category inside a time target.
 """
 
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from time import perf_counter as _clock
 
 import numpy as np
 import torch
 
 from pipeline.device import set_determinism
-from pipeline.distributed import DistributedContext, barrier, mean_across, rank_generator, unwrap, wrap_ddp
+from pipeline.distributed import (
+    DistributedContext, barrier, broadcast_object, mean_across, rank_generator, unwrap, wrap_ddp,
+)
 from pipeline.methods.base import MetricsFn, ProgressFn, no_metrics, no_progress
 from pipeline.methods.lgst.checkpoint import load_lgst_checkpoint, save_lgst_checkpoint
 from pipeline.methods.lgst.data import LgstData
@@ -29,6 +36,8 @@ from pipeline.models.preprocess import to_tensor_batch
 
 CHECKPOINT = "lgst.safetensors"
 STAGE = "train lgst"
+REPLAN_EVERY = 10
+"""Steps between two plans of a time-budgeted run (the first after this many steps)."""
 TEACHER_CACHE_BYTES = 1 << 30
 """The plain training images' teacher features are kept in memory when they fit in this much
 (they never change: the teacher is frozen); above it they are recomputed every step."""
@@ -42,17 +51,37 @@ class LgstTrainingResult:
         history: loss records (``step``, ``loss``, ``loss_local``, ``loss_global``, ``loss_fusion``,
             ``lr``, ``seconds`` since the run (re)started).
         resumed_from: steps already done when this call started (0 = fresh start).
+        steps: steps trained in total (``settings.steps`` unless a time budget planned fewer).
+        seconds: training seconds over every run of this checkpoint (resumed runs included).
     """
 
     net: LgstNet
     checkpoint: Path
     history: tuple[dict, ...]
     resumed_from: int
+    steps: int = 0
+    seconds: float = 0.0
 
 
-def step_lr(step: int, settings: LgstSettings) -> float:
-    """Learning rate of ``step``: ``lr``, then ×0.1 from ``lr_drop_at`` of the run on."""
-    return settings.lr * (0.1 if step >= int(settings.lr_drop_at * settings.steps) else 1.0)
+def step_lr(step: int, settings: LgstSettings, steps: int | None = None) -> float:
+    """Learning rate of ``step``: ``lr``, then ×0.1 from ``lr_drop_at`` of the run's ``steps``
+    (default ``settings.steps``) on."""
+    return settings.lr * (0.1 if step >= drop_step(settings, steps) else 1.0)
+
+
+def drop_step(settings: LgstSettings, steps: int | None = None) -> int:
+    """First step trained at the lowered learning rate."""
+    return int(settings.lr_drop_at * (settings.steps if steps is None else steps))
+
+
+def budget_steps(settings: LgstSettings, done: int, seconds: float) -> int:
+    """Steps the run trains in total: ``settings.steps``, or under a time budget as many as fit
+    in ``time_budget_s`` at the pace so far (``seconds`` for ``done`` steps), rounded down to a
+    multiple of ``REPLAN_EVERY`` and never fewer than ``done``."""
+    if settings.time_budget_s <= 0 or done <= 0 or seconds <= 0:
+        return settings.steps
+    fitting = int(settings.time_budget_s * done / seconds) // REPLAN_EVERY * REPLAN_EVERY
+    return max(done, min(settings.steps, fitting))
 
 
 def log_every(settings: LgstSettings) -> int:
@@ -72,15 +101,16 @@ def train_lgst(
     net = LgstNet(build_backbone(settings.backbone, device=device), settings).to(device)
     optimizer = torch.optim.Adam(net.student_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     path, fingerprint = out_dir / CHECKPOINT, data.fingerprint()
-    history, start = _resume(path, net, optimizer, settings, fingerprint) if resume else ([], 0)
+    history, start, plan = _resume(path, net, optimizer, settings, fingerprint) if resume else _fresh(settings)
     if start == 0:
         net.teacher.fit_normalisation(_batches(data.images, settings, device))
     cache = _teacher_cache(net, data, settings, device)
     model = wrap_ddp(net, ctx, device)
-    started, window = time.perf_counter(), []
-    for step in range(start, settings.steps):
+    started, window = _clock(), []
+    step = start
+    while step < plan.steps:
         for group in optimizer.param_groups:
-            group["lr"] = step_lr(step, settings)
+            group["lr"] = step_lr(step, settings, plan.steps)
         picks, x, x_aug, augmented = _batch(data, settings, step, ctx, device)
         teacher = cache[torch.as_tensor(picks)].to(device) if cache is not None else None
         loss, parts = model(x, x_aug, augmented, teacher)
@@ -88,18 +118,41 @@ def train_lgst(
         loss.backward()
         optimizer.step()
         window.append({"loss": float(loss.detach()), **{k: float(v.detach()) for k, v in parts.items()}})
-        done = step + 1
-        if done % log_every(settings) == 0 or done == settings.steps:
-            record = {"stage": STAGE, "step": done, **_mean(window, ctx), "lr": step_lr(step, settings),
-                      "seconds": round(time.perf_counter() - started, 2)}
+        done = step = step + 1
+        seconds = _clock() - started
+        plan = _replan(plan, settings, done, seconds, ctx)
+        if done % log_every(settings) == 0 or done == plan.steps:
+            record = {"stage": STAGE, "step": done, **_mean(window, ctx), "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": round(seconds, 2)}
             history.append(record)
             window = []
             report(record)
-        if done % settings.checkpoint_every == 0 or done == settings.steps:
-            _save(path, net, optimizer, done, history, fingerprint, ctx)
-        progress(STAGE, done, settings.steps)
+        if done % settings.checkpoint_every == 0 or done == plan.steps:
+            _save(path, net, optimizer, done, history, fingerprint, ctx, plan, plan.spent(seconds))
+        progress(STAGE, done, plan.steps)
     net.eval()
-    return LgstTrainingResult(unwrap(model).eval(), path, tuple(history), start)
+    spent = plan.spent(seconds) if step > start else plan.seconds_before
+    return LgstTrainingResult(unwrap(model).eval(), path, tuple(history), start, plan.steps, spent)
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Steps the run trains in total, and training seconds spent by the runs before this one."""
+
+    steps: int
+    seconds_before: float = 0.0
+
+    def spent(self, seconds_now: float) -> float:
+        return round(self.seconds_before + seconds_now, 2)
+
+
+def _replan(plan: _Plan, settings: LgstSettings, done: int, seconds_now: float, ctx: DistributedContext) -> _Plan:
+    """A time-budgeted run's plan after step ``done``; fixed once the learning rate has dropped
+    (every rank follows rank 0's plan, so all stop together)."""
+    if settings.time_budget_s <= 0 or done % REPLAN_EVERY or done >= drop_step(settings, plan.steps):
+        return plan
+    steps = broadcast_object(budget_steps(settings, done, plan.spent(seconds_now)), ctx)
+    return replace(plan, steps=steps)
 
 
 def _teacher_cache(net: LgstNet, data: LgstData, settings: LgstSettings, device: torch.device) -> torch.Tensor | None:
@@ -142,24 +195,33 @@ def _mean(window: list[dict], ctx: DistributedContext) -> dict[str, float]:
 
 
 def _save(path: Path, net: LgstNet, optimizer, done: int, history: list[dict], fingerprint: str,
-          ctx: DistributedContext) -> None:
+          ctx: DistributedContext, plan: _Plan, spent: float) -> None:
     if ctx.is_main:
-        save_lgst_checkpoint(path, net, optimizer, done, history, fingerprint)
+        save_lgst_checkpoint(path, net, optimizer, done, history, fingerprint, planned_steps=plan.steps,
+                             train_seconds=spent)
     barrier(ctx)  # nobody reads a half-written checkpoint
 
 
+def _fresh(settings: LgstSettings) -> tuple[list[dict], int, _Plan]:
+    return [], 0, _Plan(settings.steps)
+
+
 def _resume(path: Path, net: LgstNet, optimizer: torch.optim.Optimizer, settings: LgstSettings,
-            fingerprint: str) -> tuple[list[dict], int]:
-    """Load a compatible checkpoint into ``net``/``optimizer``; a mismatching one is started over."""
+            fingerprint: str) -> tuple[list[dict], int, _Plan]:
+    """Load a compatible checkpoint into ``net``/``optimizer``; a mismatching one is started over.
+    Returns the history, the steps done and the plan the checkpoint's run was following."""
+    fresh = _fresh(settings)
     if not path.is_file():
-        return [], 0
+        return fresh
     try:
         saved = load_lgst_checkpoint(path)
     except (ValueError, OSError, KeyError):
-        return [], 0  # unreadable or foreign: train from scratch (overwritten at the next checkpoint)
+        return fresh  # unreadable or foreign: train from scratch (overwritten at the next checkpoint)
     if saved.settings != settings or saved.data_fingerprint != fingerprint:
-        return [], 0  # other settings or other images: resuming would mix two runs
+        return fresh  # other settings or other images: resuming would mix two runs
     net.load_student_state_dict(saved.model)
     if saved.optimizer:
         restore_optimizer(optimizer, saved.optimizer)
-    return list(saved.history), min(saved.steps_done, settings.steps)
+    planned = min(saved.planned_steps or settings.steps, settings.steps)
+    done = min(saved.steps_done, planned)
+    return list(saved.history), done, _Plan(planned, saved.train_seconds)

@@ -20,7 +20,8 @@ from pipeline.methods.aecsad import method as aecsad
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
 from pipeline.methods.lgst.data import LgstData
 from pipeline.methods.lgst.settings import LgstSettings
-from pipeline.methods.lgst.train import CHECKPOINT, train_lgst
+from pipeline.methods.lgst import train as lgst_train
+from pipeline.methods.lgst.train import CHECKPOINT, budget_steps, train_lgst
 from pipeline.models.preprocess import to_tensor_batch
 from pipeline.workspace import Workspace
 from tests.unit.methods.test_cli_train_seg import CATEGORY, workspace  # noqa: F401 (fixture)
@@ -92,6 +93,65 @@ def test_a_killed_run_resumes_from_its_last_checkpoint_and_ends_as_if_never_stop
     _assert_same_students(resumed.net.student_state_dict(), straight.net.student_state_dict())
     for ours, theirs in zip(resumed.history, straight.history):
         assert ours["loss"] == pytest.approx(theirs["loss"], rel=1e-4, abs=1e-6)
+
+
+def test_budget_steps_fit_the_budget_at_the_measured_pace():
+    budgeted = dataclasses.replace(TINY, steps=400, time_budget_s=100.0)
+    assert budget_steps(budgeted, done=10, seconds=20.0) == 50  # 2 s a step: 50 steps in 100 s
+    assert budget_steps(budgeted, done=10, seconds=13.0) == 70  # 76.9 steps fit, rounded down to tens
+    assert budget_steps(budgeted, done=10, seconds=1.0) == 400  # never more than settings.steps
+    assert budget_steps(budgeted, done=60, seconds=150.0) == 60  # over budget: stop now, not earlier
+    assert budget_steps(TINY, done=10, seconds=1e6) == TINY.steps  # no budget: exactly the steps
+
+
+class FakeClock:
+    """``perf_counter`` stand-in: 1 s passes between two reads (the loop reads it once a step)."""
+
+    def __init__(self) -> None:
+        self.now = -1.0
+
+    def __call__(self) -> float:
+        self.now += 1.0
+        return self.now
+
+
+BUDGETED = dataclasses.replace(TINY, steps=40, time_budget_s=30.0)
+"""At the fake clock's 1 s a step, 30 of the 40 steps fit."""
+
+
+def test_a_time_budget_plans_the_steps_and_drops_the_rate_at_95_percent_of_them(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(lgst_train, "_clock", FakeClock())
+    seen: list[tuple[int, int]] = []
+    result = _train(data, tmp_path, BUDGETED, progress=lambda stage, done, total: seen.append((done, total)))
+    assert result.steps == 30 and [r["step"] for r in result.history] == list(range(1, 31))
+    assert seen[0] == (1, 40) and seen[-1] == (30, 30)  # the job's total follows the plan
+    lrs = [r["lr"] for r in result.history]
+    assert lrs[27] == TINY.lr and lrs[28] == pytest.approx(0.1 * TINY.lr)  # step 29 = int(0.95 * 30) + 1
+    saved = load_lgst_checkpoint(tmp_path / CHECKPOINT)
+    assert (saved.steps_done, saved.planned_steps, saved.finished) == (30, 30, True)
+    assert saved.train_seconds == pytest.approx(30.0) and result.seconds == pytest.approx(30.0)
+    ran: list[int] = []
+    again = _train(data, tmp_path, BUDGETED, report=lambda record: ran.append(record["step"]))
+    assert again.resumed_from == 30 and again.steps == 30 and ran == []  # finished: fit reuses it
+
+
+def test_a_killed_budgeted_run_resumes_with_its_plan_and_the_seconds_it_spent(data, tmp_path, monkeypatch):
+    monkeypatch.setattr(lgst_train, "_clock", FakeClock())
+    straight = _train(data, tmp_path / "straight", BUDGETED)
+
+    def kill_after_step_21(stage: str, done: int, total: int) -> None:
+        if done == 21:
+            raise Killed
+
+    monkeypatch.setattr(lgst_train, "_clock", FakeClock())
+    with pytest.raises(Killed):
+        _train(data, tmp_path / "killed", BUDGETED, progress=kill_after_step_21)
+    at_kill = load_lgst_checkpoint(tmp_path / "killed" / CHECKPOINT)
+    assert (at_kill.steps_done, at_kill.planned_steps, at_kill.train_seconds) == (20, 30, 20.0)
+    monkeypatch.setattr(lgst_train, "_clock", FakeClock())
+    resumed = _train(data, tmp_path / "killed", BUDGETED)
+    assert resumed.resumed_from == 20 and resumed.steps == 30 and resumed.seconds == pytest.approx(30.0)
+    _assert_same_students(resumed.net.student_state_dict(), straight.net.student_state_dict())
 
 
 def test_other_settings_other_data_or_resume_false_start_over(data, tmp_path):
@@ -169,7 +229,8 @@ def test_train_lgst_command_prints_steps_and_resumes(workspace, capsys):  # noqa
     printed = capsys.readouterr().out
     assert "device: cpu;" in printed and "aecsad students on efficientnet_lite0" in printed
     assert "step 1/2  loss" in printed and "step 2/2  loss" in printed and "lr 1.0e-03" in printed
-    assert "fit --method aecsad will train its own students" in printed  # 2 steps are not the profile's 1200
+    assert "up to 2 steps (23 min of training)" in printed and "trained 2 steps in" in printed
+    assert "fit --method aecsad will train its own students" in printed  # 2 steps are not the profile's
     checkpoint = Workspace.open(workspace).method_dir(CATEGORY, "aecsad") / CHECKPOINT
     assert load_lgst_checkpoint(checkpoint).steps_done == 2
     assert main(args) == 0  # finished: nothing left to do
