@@ -7,7 +7,7 @@ a kill continues exactly as the uninterrupted run would. Checkpoints are written
 
 With ``time_budget_s`` the number of steps is planned from the measured pace (``budget_steps``)
 and re-planned every ``REPLAN_EVERY`` steps until the learning rate drops, after which the plan is
-fixed; a step costs up to 1.7× more on one category than another (more LSA twins through the
+fixed; a step costs about 1.5× more on one category than another (more LSA twins through the
 local student), so a fixed count cannot keep every category inside a time target.
 """
 
