@@ -128,7 +128,7 @@ def train_lgst(
             window = []
             report(record)
         if done % settings.checkpoint_every == 0 or done == plan.steps:
-            _save(path, net, optimizer, done, history, fingerprint, ctx, plan, plan.spent(seconds))
+            _save(path, net, optimizer, done, history, fingerprint, ctx, plan, seconds)
         progress(STAGE, done, plan.steps)
     net.eval()
     spent = plan.spent(seconds) if step > start else plan.seconds_before
@@ -195,10 +195,10 @@ def _mean(window: list[dict], ctx: DistributedContext) -> dict[str, float]:
 
 
 def _save(path: Path, net: LgstNet, optimizer, done: int, history: list[dict], fingerprint: str,
-          ctx: DistributedContext, plan: _Plan, spent: float) -> None:
+          ctx: DistributedContext, plan: _Plan, seconds_now: float) -> None:
     if ctx.is_main:
         save_lgst_checkpoint(path, net, optimizer, done, history, fingerprint, planned_steps=plan.steps,
-                             train_seconds=spent)
+                             train_seconds=plan.spent(seconds_now))
     barrier(ctx)  # nobody reads a half-written checkpoint
 
 
