@@ -46,8 +46,9 @@ BRANCHES = {
                              "reconstruction cannot reproduce, a fused branch of its own; raw distance, colours span "
                              "this image's own range", None),
     "segmentation": Branch("Predicted segmentation", "part classes the segmentation network sees", None),
-    "retrieval": Branch("Patch retrieval", "distance of each patch to its nearest good patch (the instant "
-                        "detector inside aecsad-retrieval); colours span this image's own range", None),
+    "retrieval": Branch("Patch retrieval", "distance of each patch to its nearest good training patch (the "
+                        "instant detector's memory bank, a fused branch of aecsad and csad); colours span this "
+                        "image's own range", None),
     "histogram": Branch("Histogram cells", "per grid cell, how far its part counts and areas are from the good "
                         f"parts; bright = {2 * EXPLAIN_ABOVE:g} or more training spreads", (0.0, 2 * EXPLAIN_ABOVE)),
 }
@@ -178,9 +179,15 @@ def _branch_scores(pred: Prediction) -> None:
         return
     rows = [{"branch": k, "score": round(float(v), 4)} for k, v in pred.branch_scores.items() if not k.startswith("z_")]
     z = {k[2:]: float(v) for k, v in pred.branch_scores.items() if k.startswith("z_")}
+    column = "z (adds to the score)" if not pred.fused else "z"
     for row in rows:
-        row["z (adds to the score)"] = round(z[row["branch"]], 3) if row["branch"] in z else None
+        row[column] = round(z[row["branch"]], 3) if row["branch"] in z else None
+        if pred.fused:
+            row["in the score"] = (row["branch"] in pred.fused) if row["branch"] in z else None
     with st.expander("Branch scores"):
+        if pred.fused:
+            st.caption(f"The score is the sum of this image's {len(pred.fused)} largest branch z-scores: "
+                       + ", ".join(pred.fused) + ".")
         st.dataframe(pd.DataFrame(rows), hide_index=True, key="branch_scores")
 
 

@@ -19,6 +19,7 @@ from pipeline.device import DeviceError, cuda_summary, describe_device, resolve_
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.jobs import cancel_job, current_job, job_log, launch_fit_job, list_jobs, resume_job, running_job
 from pipeline.methods import METHODS
+from pipeline.methods.fusion import FusionSettings
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.pseudolabels.confidence import weighting_enabled
@@ -36,7 +37,7 @@ RESUMABLE = ("failed", "cancelled")
 # --- settings ------------------------------------------------------------------------------
 
 # Methods whose fit trains the segmentation network on the pseudo-labels.
-SEGMENTING_METHODS = ("histogram", "aecsad", "csad", "aecsad-retrieval")
+SEGMENTING_METHODS = ("histogram", "aecsad", "csad")
 
 def _device_choice() -> str:
     gpus = loaders.cuda_devices()
@@ -84,6 +85,30 @@ def _training_length(method: str, profile: str) -> dict:
             lgst = _lgst_length_changes(LgstSettings.for_profile(profile), profile)
             if lgst:
                 changes["lgst"] = lgst
+    if "fusion" in trains:
+        fusion = _fusion_changes(FusionSettings.for_profile(profile))
+        if fusion:
+            changes["fusion"] = fusion
+    return changes
+
+
+def _fusion_changes(default: FusionSettings) -> dict:
+    # Which branches the image score fuses, as changed on the page ({} when the defaults).
+    changes: dict = {}
+    with st.expander("Score fusion"):
+        retrieval = st.checkbox(
+            "Patch-retrieval branch", default.retrieval, key="train_fusion_retrieval",
+            help="Also fits the instant detector's memory bank (a minute or two) and fuses its score: it catches "
+                 "small structural defects the CPU-trained students miss. Off: the thesis' branches only.")
+        top_k = int(st.number_input(
+            "Branch scores summed per image (0 = all)", 0, 10, default.top_k, key="train_fusion_top_k",
+            help=f"Each image's score is the sum of its {default.top_k} largest branch z-scores by default: a defect "
+                 "lights a few branches, and the others would add only their noise. 0 sums every branch "
+                 "(the thesis)."))
+    if retrieval != default.retrieval:
+        changes["retrieval"] = retrieval
+    if top_k != default.top_k:
+        changes["top_k"] = top_k
     return changes
 
 

@@ -163,7 +163,7 @@ def _train_lgst_parser(sub) -> None:
     p.add_argument("--method", choices=("aecsad", "csad"), default="aecsad",
                    help="aecsad: global student with self-attention; csad: the plain CNN one (default: aecsad)")
     p.add_argument("--profile", choices=("quick", "paper"), default="quick",
-                   help="quick: CPU-friendly (narrow students, up to 2300 steps in 23 min of training); "
+                   help="quick: CPU-friendly (narrow students, up to 2300 steps in 22 min of training); "
                         "paper: thesis settings (70000 steps)")
     p.add_argument("--device", default="auto", help="auto (CUDA when present), cpu or cuda")
     p.add_argument("--seed", type=int, default=0)

@@ -141,7 +141,7 @@ def _describe_run(inputs: LgstInputs, method: str) -> str:
 
 
 def _trained_line(steps: int, seconds: float, settings: LgstSettings) -> str:
-    """``trained 1870 of up to 2300 steps in 23.0 min (the time budget)``."""
+    """``trained 1870 of up to 2300 steps in 22.0 min (the time budget)``."""
     if settings.time_budget_s > 0 and steps < settings.steps:
         return f"trained {steps} of up to {settings.steps} steps in {seconds / 60:.1f} min (the time budget)"
     return f"trained {steps} steps in {seconds / 60:.1f} min"

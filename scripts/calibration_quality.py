@@ -5,10 +5,8 @@ test split is scored once (``evaluate``; branch z-scores kept); then, ``--repeat
 bad test images are drawn at random (seeded), the fusion weights are calibrated on them and the
 good validation images, and both fusions' image AUROC is computed on the remaining test images.
 The first draw also goes through the workspace path a user takes (``label`` → ``calibrate`` →
-apply → ``evaluate``), and its AUROC must equal the in-memory figure. ``--with-retrieval`` also
-reports the four-branch fusion of ``aecsad-retrieval`` (the evaluated ``instant`` model's score,
-trimmed-z on its validation scores, as a fourth branch: the same numbers ``aecsad-retrieval``
-computes, since its retrieval branch is that instant model fitted on the same images). The workspace is copied first
+apply → ``evaluate``), and its AUROC must equal the in-memory figure. "Equal" is the method's own
+fusion (AeCSAD/CSAD: the sum of each image's three largest z-scores). The workspace is copied first
 (``--scratch``), so the original is left as it was.
 
     OMP_NUM_THREADS=1 .venv/bin/python scripts/calibration_quality.py --workspace /tmp/meas/ws1 \\
@@ -30,9 +28,8 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from pipeline.evaluation.auroc import image_auroc_by_kind  # noqa: E402
-from pipeline.evaluation.calibration import CalibrationSettings, calibrate_fusion  # noqa: E402
+from pipeline.evaluation.calibration import CalibrationSettings, calibrate_fusion, equal_fusion  # noqa: E402
 from pipeline.evaluation.evaluate import BRANCH_SCORES_FILE, evaluate_method  # noqa: E402
-from pipeline.methods.fusion import TrimmedZ  # noqa: E402
 from pipeline.methods.calibrate import apply_calibration, calibrate_method  # noqa: E402
 from pipeline.methods.calibrated import CALIBRATION_FILE  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
@@ -46,28 +43,19 @@ def draw_marked(keys: list[str], kinds: list[str], n: int, rng: np.random.Genera
 
 
 def one_draw(val_z: np.ndarray, test_z: np.ndarray, kinds: list[str], marked: list[int],
-             branches: tuple[str, ...]) -> dict:
+             branches: tuple[str, ...], top_k: int) -> dict:
     """Calibrate on ``marked`` test images; AUROC of both fusions on the other test images."""
-    cal = calibrate_fusion(val_z, test_z[marked], branches, CalibrationSettings())
+    cal = calibrate_fusion(val_z, test_z[marked], branches, CalibrationSettings(), top_k=top_k)
     rest = [i for i in range(len(kinds)) if i not in set(marked)]
     rest_kinds = [kinds[i] for i in rest]
     return {
         "mode": cal.mode, "weights": dict(zip(branches, cal.weights)), "loo_auroc": cal.loo_auroc,
-        "equal": image_auroc_by_kind(rest_kinds, test_z[rest].sum(1).tolist()),
+        "equal": image_auroc_by_kind(rest_kinds, equal_fusion(test_z[rest], top_k).tolist()),
         "calibrated": image_auroc_by_kind(rest_kinds, (test_z[rest] @ np.asarray(cal.weights)).tolist()),
     }
 
 
-def retrieval_z(ws: Workspace, category: str, val_keys: list[str], test_keys: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """The evaluated instant model's validation and test scores as trimmed z-scores, in key order."""
-    val = {r.image_key: r.score for r in ws.scores(category, "instant", "validation")}
-    test = {r.image_key: r.score for r in ws.scores(category, "instant", "test")}
-    z = TrimmedZ.fit(list(val.values()))
-    return z(np.array([val[k] for k in val_keys])), z(np.array([test[k] for k in test_keys]))
-
-
-def measure(ws: Workspace, category: str, method: str, marked: int, repeats: int, seed: int, device: str,
-            with_retrieval: bool = False) -> dict:
+def measure(ws: Workspace, category: str, method: str, marked: int, repeats: int, seed: int, device: str) -> dict:
     evaluate_method(ws, category, method, device=device, save_maps=False)
     stored = json.loads((ws.method_dir(category, method) / BRANCH_SCORES_FILE).read_text())
     keys, kinds = stored["keys"], stored["kinds"]
@@ -80,21 +68,12 @@ def measure(ws: Workspace, category: str, method: str, marked: int, repeats: int
     kept = json.loads((ws.method_dir(category, method) / CALIBRATION_FILE).read_text())["validation"]
     val_z = np.asarray(kept["z"])
     test_z = np.array([[stored["branches"][f"z_{b}"][i] for b in branches] for i in range(len(keys))])
-    results = [one_draw(val_z, test_z, kinds, d, branches) for d in draws]
-    extra = {}
-    if with_retrieval:
-        val_r, test_r = retrieval_z(ws, category, kept["keys"], keys)
-        four = (*branches, "retrieval")
-        val4, test4 = np.column_stack([val_z, val_r]), np.column_stack([test_z, test_r])
-        draws4 = [one_draw(val4, test4, kinds, d, four) for d in draws]
-        extra["with_retrieval"] = {
-            "all_test_equal": image_auroc_by_kind(kinds, test4.sum(1).tolist()),
-            "mean": {fusion: _mean_auroc(draws4, fusion) for fusion in ("equal", "calibrated")}, "draws": draws4}
+    results = [one_draw(val_z, test_z, kinds, d, branches, cal.top_k) for d in draws]
     if cal.threshold is not None:
         apply_calibration(ws, category, method, on=True)
     workspace_result = evaluate_method(ws, category, method, device=device, save_maps=False).fusion_comparison
     mean = {fusion: _mean_auroc(results, fusion) for fusion in ("equal", "calibrated")}
-    return {"branches": list(branches), "marked": marked, "repeats": repeats, "draws": results, "mean": mean, **extra,
+    return {"branches": list(branches), "marked": marked, "repeats": repeats, "draws": results, "mean": mean,
             "workspace_path_first_draw": workspace_result,
             "first_draw_matches": bool(workspace_result and np.isclose(
                 workspace_result["calibrated"]["mean"], results[0]["calibrated"]["mean"]))}
@@ -116,8 +95,6 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--scratch", type=Path, help="where the workspace copy goes (default: a temp folder)")
-    parser.add_argument("--with-retrieval", action="store_true",
-                        help="also the four-branch aecsad-retrieval fusion (needs an evaluated instant model)")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -128,14 +105,10 @@ def main() -> None:
     categories = args.categories or [c.name for c in ws.categories() if ws.model_record(c.name, args.method)]
     report = {}
     for category in categories:
-        report[category] = measure(ws, category, args.method, args.marked, args.repeats, args.seed, args.device,
-                                   args.with_retrieval)
+        report[category] = measure(ws, category, args.method, args.marked, args.repeats, args.seed, args.device)
         atomic_write_json(args.out, report)
         m = report[category]["mean"]
         print(f"{category}: equal {m['equal']} | calibrated {m['calibrated']}", flush=True)
-        if args.with_retrieval:
-            r = report[category]["with_retrieval"]["mean"]
-            print(f"{category} + retrieval: equal {r['equal']} | calibrated {r['calibrated']}", flush=True)
 
 
 if __name__ == "__main__":

@@ -102,6 +102,8 @@ def _lgst_method(run: _Runner, method: str, shared: dict) -> dict:
         label_maps = {b: predicted_maps(hist.net, run.images[b], seg_size) for b in run.images}
         hist_preds = {b: hist.predict(run.images[b]) for b in run.images}
         raws = {b: raw_maps(net, run.images[b], blur_sigma=det.blur_sigma) for b in run.images}
+        retrieved = {b: det.retrieval.predict(run.images[b]) if det.retrieval else [None] * len(run.images[b])
+                     for b in run.images}
 
     def histogram(b):
         maps = label_maps[b]
@@ -120,8 +122,11 @@ def _lgst_method(run: _Runner, method: str, shared: dict) -> dict:
         "global_student": lambda b: lambda: net.global_student(xs[b]),
         "segmenter": lambda b: lambda: hist.net(xseg[b]).argmax(dim=1).cpu(),
         "histogram": histogram,
-        "fusion": lambda b: lambda: [det._combine(h, score_maps(r, det.norm)) for h, r in zip(hist_preds[b], raws[b])],
+        "fusion": lambda b: lambda: [det._combine(h, score_maps(r, det.norm), p)
+                                     for h, r, p in zip(hist_preds[b], raws[b], retrieved[b])],
     }
+    if det.retrieval is not None:  # patch embedding + nearest memory-bank rows
+        stages["retrieval"] = lambda b: lambda: det.retrieval.predict(run.images[b])
     run.log(f"{method} ({o.profile} profile: local student {net.settings.local_width}, global width "
             f"{net.settings.global_width}, {net.settings.out_channels} teacher channels, segmenter head "
             f"{hist.net.head.aspp.project[0][0].out_channels} channels)")

@@ -109,20 +109,19 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
     tensors: dict[str, torch.Tensor] = {}
     config: dict[str, Any] = {}
     if isinstance(detector, InstantDetector):
-        model = detector.model
-        config.update(method="instant", instant_settings=asdict(model.settings),
-                      anomaly_sources=list(model.anomaly_sources), backbone=model.settings.backbone)
-        tensors.update({"instant.good_bank": model.good_bank, "instant.anomaly_bank": model.anomaly_bank})
-        _add_backbone(tensors, config, "instant", detector.embedder.backbone)
+        config.update(method="instant", backbone=detector.model.settings.backbone)
+        _add_instant(tensors, config, "instant", detector)
         return config, tensors
     if isinstance(detector, LgstDetector):
         hist = detector.hist
         net = detector.net
         config.update(method=detector.method, lgst_settings=net.settings.to_dict(),
                       map_normalisation=detector.norm.to_dict(), fusion=detector.fusion.to_dict(),
-                      map_blur_sigma=detector.blur_sigma)
+                      fusion_top_k=detector.fusion.top_k, map_blur_sigma=detector.blur_sigma)
         tensors.update({f"lgst.{k}": v for k, v in net.student_state_dict().items()})
         _add_backbone(tensors, config, "lgst", net.teacher.backbone)
+        if detector.retrieval is not None:
+            _add_instant(tensors, config, "retrieval", detector.retrieval)
     elif isinstance(detector, HistogramDetector):
         hist = detector
         config.update(method="histogram")
@@ -150,6 +149,16 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
     tensors.update({f"seg_head.{k}": v for k, v in hist.net.head.state_dict().items()})
     _add_backbone(tensors, config, "segmentation", hist.net.backbone)
     return config, tensors
+
+
+def _add_instant(tensors: dict[str, torch.Tensor], config: dict, role: str, detector) -> None:
+    """An instant detector's settings, memory banks and backbone under ``role`` (``instant`` for
+    the method itself, ``retrieval`` for the AeCSAD/CSAD branch)."""
+    model = detector.model
+    config[f"{role}_settings"] = asdict(model.settings)
+    config[f"{role}_anomaly_sources"] = list(model.anomaly_sources)
+    tensors.update({f"{role}.good_bank": model.good_bank, f"{role}.anomaly_bank": model.anomaly_bank})
+    _add_backbone(tensors, config, role, detector.embedder.backbone)
 
 
 def _add_backbone(tensors: dict[str, torch.Tensor], config: dict, role: str, backbone) -> None:
@@ -320,16 +329,7 @@ def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
     cache: dict = {}
     config, tensors = bundle.config, bundle.tensors
     if config["method"] == "instant":
-        from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
-        from pipeline.methods.instant.torch_model import PatchEmbedder
-
-        raw = dict(config["instant_settings"])
-        raw["layers"] = tuple(raw.get("layers") or ())
-        settings = InstantSettings(**raw)
-        model = InstantModel(settings, tensors["instant.good_bank"], tensors["instant.anomaly_bank"],
-                             tuple(config.get("anomaly_sources", [])))
-        embedder = PatchEmbedder(_backbone(bundle, "instant", device, cache), settings.stage_names).to(device)
-        return InstantDetector(model, embedder, device)
+        return _instant_detector(bundle, "instant", device, cache)
     hist = _histogram_detector(bundle, device, cache)
     if config["method"] == "histogram":
         return hist
@@ -343,8 +343,24 @@ def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
     net = LgstNet(_backbone(bundle, "lgst", device, cache), settings)
     net.load_student_state_dict({k[5:]: v for k, v in tensors.items() if k.startswith("lgst.")})
     net = net.to(device).eval()
+    retrieval = _instant_detector(bundle, "retrieval", device, cache) if "retrieval_settings" in config else None
     return LgstDetector(config["method"], hist, net, MapNormalisation.from_dict(config["map_normalisation"]),
-                        Fusion.from_dict(config["fusion"]), blur_sigma=float(config.get("map_blur_sigma", 0.0)))
+                        Fusion.from_dict(config["fusion"], config.get("fusion_top_k", 0)), retrieval,
+                        blur_sigma=float(config.get("map_blur_sigma", 0.0)))
+
+
+def _instant_detector(bundle: Bundle, role: str, device: torch.device, cache: dict):
+    from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
+    from pipeline.methods.instant.torch_model import PatchEmbedder
+
+    config, tensors = bundle.config, bundle.tensors
+    raw = dict(config[f"{role}_settings"])
+    raw["layers"] = tuple(raw.get("layers") or ())
+    settings = InstantSettings(**raw)
+    sources = config.get(f"{role}_anomaly_sources", config.get("anomaly_sources", []))  # older instant bundles
+    model = InstantModel(settings, tensors[f"{role}.good_bank"], tensors[f"{role}.anomaly_bank"], tuple(sources))
+    embedder = PatchEmbedder(_backbone(bundle, role, device, cache), settings.stage_names).to(device)
+    return InstantDetector(model, embedder, device)
 
 
 def _histogram_detector(bundle: Bundle, device: torch.device, cache: dict):

@@ -4,9 +4,10 @@
 what ``LgstDetector.predict`` computes (same modules, same arithmetic): the segmenter's label map,
 the class-area fractions of the whole image and of the 2×2 grid, their Mahalanobis distances,
 the part colours (mean RGB per class) and their distance,
-the LGST maps (teacher, local and global students), their quantile normalisation, the trimmed-z
-fusion and the fused image score. It is what ``onnx_export`` traces, so an exported model
-returns the score *and* the maps, not a score only.
+the LGST maps (teacher, local and global students), their quantile normalisation, the patch
+retrieval distance to the instant detector's memory bank (when the model fuses it), the trimmed-z
+fusion (the sum of the largest ``Fusion.top_k`` z-scores) and the fused image score. It is what
+``onnx_export`` traces, so an exported model returns the score *and* the maps, not a score only.
 
 Left out of the graph, on purpose (done by ``bundle.prediction_from_outputs`` in NumPy, the same
 code the workspace detector runs):
@@ -30,10 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from pipeline.methods.aecsad.method import BRANCHES, TEACHER_GLOBAL, LgstDetector
+from pipeline.methods.aecsad.method import BRANCHES, RETRIEVAL, TEACHER_GLOBAL, LgstDetector
 from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
 from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.histogram.scoring import _bounds
+from pipeline.methods.instant.torch_model import flatten_patches, gaussian_blur
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_map", "fractions",
@@ -42,8 +44,8 @@ OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_m
 float32 at the LGST grid; ``label_map``: ``(N, S, S)`` int64; ``fractions``: ``(N, 1 + P², K)``
 float64 (region 0 = whole image); ``branch_scores``/``z_scores``: ``(N, B)`` float64 in the order of
 ``DetectorGraph.branches`` (histogram_global, histogram_grid, part_colour, lgst,
-lgst_teacher_global; a model fitted before a branch existed has no column for it); ``score``:
-``(N,)`` float64."""
+lgst_teacher_global, retrieval; a model fitted before a branch existed, or without it, has no
+column for it); ``score``: ``(N,)`` float64."""
 
 
 def _scale(q) -> float:
@@ -55,7 +57,9 @@ class DetectorGraph(nn.Module):
     """``forward(image[, image_lgst])`` → the tuple named by ``OUTPUTS``."""
 
     def __init__(self, detector: LgstDetector, weights: tuple[float, ...] | None = None) -> None:
-        """``weights``: fusion weight per branch in ``BRANCHES`` order (few-shot calibration); all ones by default."""
+        """``weights``: fusion weight per branch in ``BRANCHES`` order (few-shot calibration: the
+        weighted sum of every z-score); by default the detector's own fusion, the sum of its
+        ``top_k`` largest z-scores."""
         super().__init__()
         hist, net = detector.hist, detector.net
         self.seg, self.lgst = hist.net.eval(), net.eval()
@@ -82,10 +86,51 @@ class DetectorGraph(nn.Module):
             [[detector.fusion.branches[b].mean, detector.fusion.branches[b].std] for b in self.branches],
             dtype=torch.float64))
         self.register_buffer("fusion_weights", torch.tensor(weights or (1.0,) * len(self.branches), dtype=torch.float64))
+        self.summed = len(self.branches) if weights else detector.fusion.summed
+        self.with_retrieval = RETRIEVAL in self.branches
+        if self.with_retrieval:
+            self._add_retrieval(detector)
         norm = detector.norm
         self.blur_sigma = float(detector.blur_sigma)
         self.local_start, self.local_scale = float(norm.local.start), _scale(norm.local)
         self.global_start, self.global_scale = float(norm.global_.start), _scale(norm.global_)
+
+    def _add_retrieval(self, detector: LgstDetector) -> None:
+        retrieval = detector.retrieval
+        if retrieval is None:
+            raise ValueError("the fusion has a retrieval branch but the detector has no instant model")
+        settings = retrieval.model.settings
+        if int(settings.image_size) != self.lgst_size:
+            raise ValueError(f"the retrieval branch's input side ({settings.image_size} px) differs from the LGST "
+                             f"input ({self.lgst_size} px): the graph feeds both the same image")
+        self.embedder = retrieval.embedder.eval()
+        self.retrieval_blur, self.anomaly_weight = float(settings.blur_sigma), float(settings.anomaly_weight)
+        good, bad = retrieval.model.good_bank.float(), retrieval.model.anomaly_bank.float()
+        self.register_buffer("good_bank", good.t().contiguous())
+        self.register_buffer("good_sq", (good * good).sum(1))
+        self.with_anomaly_keys = bad.shape[0] > 0 and self.anomaly_weight > 0
+        if self.with_anomaly_keys:
+            self.register_buffer("anomaly_bank", bad.t().contiguous())
+            self.register_buffer("anomaly_sq", (bad * bad).sum(1))
+
+    @staticmethod
+    def _nearest(queries: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
+        """``(N, P, C)`` patches → ``(N, P)`` Euclidean distance to the nearest bank row (``cdist``'s
+        matrix-product form, the one it uses for inputs this large)."""
+        q_sq = (queries * queries).sum(-1, keepdim=True)
+        d2 = (q_sq - 2.0 * (queries @ bank_t) + bank_sq).amin(dim=-1)
+        return d2.clamp_min(0.0).sqrt()
+
+    def retrieval_score(self, x: torch.Tensor) -> torch.Tensor:
+        """``(N,)`` patch-retrieval image score (as ``instant.model.score_embeddings``) of normalised images."""
+        emb = self.embedder(x).float()
+        n, _, h, w = emb.shape
+        queries = flatten_patches(emb).reshape(n, h * w, -1)
+        scores = self._nearest(queries, self.good_bank, self.good_sq)
+        if self.with_anomaly_keys:
+            margin = scores - self._nearest(queries, self.anomaly_bank, self.anomaly_sq)
+            scores = scores + self.anomaly_weight * margin.clamp_min(0.0)
+        return gaussian_blur(scores.reshape(n, h, w), self.retrieval_blur).amax(dim=(1, 2)).to(torch.float64)
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -143,9 +188,15 @@ class DetectorGraph(nn.Module):
                   TEACHER_GLOBAL: maps["teacher_global"].amax(dim=(1, 2)).to(torch.float64)}
         if self.with_colours:
             scores[COLOUR_BRANCH] = self.colour_distance(image, label_map, fractions)
+        if self.with_retrieval:
+            scores[RETRIEVAL] = self.retrieval_score(y)
         branch = torch.stack([scores[name] for name in self.branches], dim=1)
         z = (branch - self.fusion_z[:, 0]) / self.fusion_z[:, 1]
-        return ((z * self.fusion_weights).sum(dim=1), combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
+        weighted = z * self.fusion_weights
+        if self.summed < len(self.branches):
+            weighted = weighted.topk(self.summed, dim=1).values
+        fused = weighted.sum(dim=1)
+        return (fused, combined, local, global_, maps["teacher_global"], label_map, fractions, branch, z)
 
 
 def graph_inputs(graph: DetectorGraph, images: list[np.ndarray]) -> tuple[torch.Tensor, ...]:

@@ -47,9 +47,6 @@ def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch
 
     calibration = getattr(detector, "calibration", None)  # applied few-shot fusion weights
     detector = getattr(detector, "inner", detector)
-    if isinstance(detector, LgstDetector) and detector.retrieval is not None:
-        raise ValueError("ONNX export does not cover the retrieval branch (aecsad-retrieval): its nearest-neighbour "
-                         "memory bank is not in the graph; export aecsad or csad")
     if not isinstance(detector, LgstDetector):
         raise ValueError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
                          f"got a {getattr(detector, 'method', type(detector).__name__)!r} detector")

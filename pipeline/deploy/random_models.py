@@ -13,8 +13,8 @@ from dataclasses import replace
 import numpy as np
 import torch
 
-from pipeline.methods.aecsad.method import BRANCHES, MAP_BLUR_SIGMA, LgstDetector
-from pipeline.methods.fusion import Fusion, TrimmedZ
+from pipeline.methods.aecsad.method import BRANCHES, MAP_BLUR_SIGMA, RETRIEVAL, LgstDetector
+from pipeline.methods.fusion import Fusion, FusionSettings, TrimmedZ
 from pipeline.methods.histogram.colours import ColourModel
 from pipeline.methods.histogram.method import GRID, HistogramDetector
 from pipeline.methods.histogram.scoring import HistogramModel
@@ -68,11 +68,13 @@ def random_histogram_detector(settings: SegmentationSettings, backbone: Backbone
 
 def random_lgst_detector(profile: str = "quick", attention: bool = True, device: torch.device | str = "cpu",
                          backbone: str = "efficientnet_lite0", seed: int = 0,
-                         seg_overrides: dict | None = None, lgst_overrides: dict | None = None) -> LgstDetector:
-    """An AeCSAD (``attention``) or CSAD detector of ``profile``'s shapes with random weights.
+                         seg_overrides: dict | None = None, lgst_overrides: dict | None = None,
+                         fusion: FusionSettings = FusionSettings()) -> LgstDetector:
+    """An AeCSAD (``attention``) or CSAD detector of ``profile``'s shapes with random weights,
+    its retrieval branch a memory bank of random rows (``fusion.retrieval``).
 
-    One backbone module is shared by the segmenter and the teacher, as in a loaded detector
-    (there each builds its own copy of the same weights: same compute).
+    One backbone module is shared by the segmenter, the teacher and the retrieval embedder, as in
+    a loaded detector (there each builds its own copy of the same weights: same compute).
     """
     seg = SegmentationSettings.for_profile(profile, seed=seed, backbone=backbone, **(seg_overrides or {}))
     lgst = LgstSettings.for_profile(profile, attention=attention, seed=seed, backbone=backbone, **(lgst_overrides or {}))
@@ -81,15 +83,23 @@ def random_lgst_detector(profile: str = "quick", attention: bool = True, device:
     hist = random_histogram_detector(seg, net_backbone, device=device, seed=seed)
     net = LgstNet(net_backbone, lgst).to(device).eval()
     norm = MapNormalisation(QuantileRange(0.0, 1.0), QuantileRange(0.0, 1.0))
-    fusion = Fusion({name: TrimmedZ(0.0, 1.0) for name in BRANCHES})
-    return LgstDetector(lgst.method, hist, net, norm, fusion, blur_sigma=MAP_BLUR_SIGMA)
+    branches = [b for b in BRANCHES if fusion.retrieval or b != RETRIEVAL]
+    retrieval = None
+    if fusion.retrieval:
+        retrieval = random_instant_detector(profile, device, backbone=backbone, seed=seed, shared=net_backbone,
+                                            image_size=lgst.image_size)
+    return LgstDetector(lgst.method, hist, net, norm, Fusion({b: TrimmedZ(0.0, 1.0) for b in branches}, fusion.top_k),
+                        retrieval, blur_sigma=MAP_BLUR_SIGMA)
 
 
 def random_instant_detector(profile: str = "quick", device: torch.device | str = "cpu", n_train: int = 200,
-                            backbone: str = "efficientnet_lite0", seed: int = 0) -> InstantDetector:
-    """An instant detector whose memory bank has the size a fit on ``n_train`` images would keep."""
+                            backbone: str = "efficientnet_lite0", seed: int = 0, shared: Backbone | None = None,
+                            image_size: int | None = None) -> InstantDetector:
+    """An instant detector whose memory bank has the size a fit on ``n_train`` images would keep
+    (``shared``: an already built backbone of the same name to embed with)."""
     settings = replace(InstantSettings.for_profile(profile, seed=seed), backbone=backbone)
-    embedder = PatchEmbedder(build_backbone(backbone, checkpoint=None, device=device), settings.stage_names).to(device)
+    settings = replace(settings, image_size=image_size or settings.image_size)
+    embedder = PatchEmbedder(shared or build_backbone(backbone, checkpoint=None, device=device), settings.stage_names).to(device)
     side = settings.image_size // 8  # the finest default stage has stride 8
     rows = min(settings.max_bank, max(1, int(round(n_train * side * side * settings.coreset_ratio))))
     generator = torch.Generator().manual_seed(seed)

@@ -1,7 +1,8 @@
 """Few-shot calibration of the fusion weights from a handful of images the user marked bad
 (SPEC §9, seed 001; the thesis lists fixed fusion weights as a limitation, chapter 6.1).
 
-The fused score of a multi-branch method is the sum of its branches' trimmed z-scores. With a few
+The fused score of a multi-branch method is the sum of its branches' trimmed z-scores (AeCSAD and
+CSAD: of each image's ``top_k`` largest, ``Fusion.top_k``; that is the "equal" fusion here). With a few
 known bad images, a non-negative, class-balanced, L2-regularised logistic fit on validation-good
 vs marked-bad z-vectors can weigh the branches that tell them apart. Five bad images are easy to
 overfit, so every choice is made by leave-one-out: the regularisation strength is the one whose
@@ -55,6 +56,8 @@ class FusionCalibration:
         flagged_good, missed_bad: at ``threshold``, good images above it and bad ones at or below
             it, counted on the leave-one-out scores in ``calibrated`` mode (honest, not in-sample).
         used_keys: image keys of the marked bad images (evaluation leaves them out).
+        top_k: how the method's own ("equal") fusion adds the z-scores: the sum of each image's
+            ``top_k`` largest, 0 = all of them; calibrated weights always weigh every branch.
     """
 
     branches: tuple[str, ...]
@@ -70,6 +73,11 @@ class FusionCalibration:
     flagged_good: int | None = None
     missed_bad: int | None = None
     used_keys: tuple[str, ...] = field(default=())
+    top_k: int = 0
+
+    def equal_score(self, z_scores: Mapping[str, float]) -> float:
+        """The method's own fusion of a prediction's branch z-scores (by branch name)."""
+        return float(equal_fusion(np.array([[float(z_scores[b]) for b in self.branches]]), self.top_k)[0])
 
     def score(self, z_scores: Mapping[str, float]) -> float:
         """Weighted sum of a prediction's branch z-scores (by branch name)."""
@@ -98,6 +106,15 @@ class FusionCalibration:
         for name in ("branches", "weights", "used_keys"):
             data[name] = tuple(data.get(name, ()))
         return cls(**data)
+
+
+def equal_fusion(z: np.ndarray, top_k: int = 0) -> np.ndarray:
+    """``(n,)`` equal-weight fused scores of ``(n, B)`` z-scores: each row's ``top_k`` largest summed
+    (``0`` or ``top_k >= B``: the whole row)."""
+    z = np.asarray(z, np.float64)
+    if top_k <= 0 or top_k >= z.shape[1]:
+        return z.sum(1)
+    return np.sort(z, axis=1)[:, -top_k:].sum(1)
 
 
 def fit_weights(good: np.ndarray, bad: np.ndarray, l2: float) -> np.ndarray:
@@ -153,25 +170,27 @@ def best_threshold(good_scores: Sequence[float], bad_scores: Sequence[float]) ->
 
 def calibrate_fusion(
     good: np.ndarray, bad: np.ndarray, branches: Sequence[str],
-    settings: CalibrationSettings = CalibrationSettings(), used_keys: Sequence[str] = (),
+    settings: CalibrationSettings = CalibrationSettings(), used_keys: Sequence[str] = (), top_k: int = 0,
 ) -> FusionCalibration:
     """Fusion weights from validation-good (``(n_good, B)``) and marked-bad (``(n_bad, B)``)
     branch z-scores; equal weights when fewer than ``settings.min_marked`` bad images are given
-    or when calibrated weights do not beat equal ones in leave-one-out."""
+    or when calibrated weights do not beat equal ones in leave-one-out. ``top_k``: the method's own
+    fusion (``Fusion.top_k``), which "equal weights" means and is compared against."""
     good = np.asarray(good, np.float64).reshape(len(good), len(branches))
     bad = np.asarray(bad, np.float64).reshape(len(bad), len(branches))
     base = FusionCalibration(tuple(branches), (1.0,) * len(branches), EQUAL, "", len(good), len(bad),
-                             used_keys=tuple(used_keys))
+                             used_keys=tuple(used_keys), top_k=int(top_k))
     if len(bad) < settings.min_marked or len(good) < 2:
         return replace(base, reason=f"{len(bad)} marked bad image(s) and {len(good)} good validation images: "
                                     f"calibration needs at least {settings.min_marked} bad and 2 good; equal weights kept")
     labels = [0] * len(good) + [1] * len(bad)
-    equal_scores = np.concatenate([good.sum(1), bad.sum(1)])
+    equal_good, equal_bad = equal_fusion(good, top_k), equal_fusion(bad, top_k)
+    equal_scores = np.concatenate([equal_good, equal_bad])
     equal = auroc(labels, equal_scores)
     trials = [(auroc(labels, leave_one_out_scores(good, bad, l2)), l2) for l2 in settings.l2_choices]
     loo, l2 = max(trials, key=lambda t: (t[0], t[1]))
     if loo <= equal:
-        t, flagged, missed = best_threshold(good.sum(1), bad.sum(1))
+        t, flagged, missed = best_threshold(equal_good, equal_bad)
         return replace(base, reason=f"leave-one-out AUROC of fitted weights {loo:.3f} does not beat equal weights' "
                                     f"{equal:.3f}: equal weights kept", equal_auroc=equal, loo_auroc=loo, l2=l2,
                        threshold=t, flagged_good=flagged, missed_bad=missed)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.methods.aecsad import AECSAD, AECSAD_RETRIEVAL, CSAD
+from pipeline.methods.aecsad import AECSAD, CSAD
 from pipeline.methods.base import Detector, FitContext, MethodSpec, Prediction
 from pipeline.methods.histogram.method import HISTOGRAM
 from pipeline.methods.instant import INSTANT
 from pipeline.methods.zeroshot import ZEROSHOT
 
-METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (INSTANT, HISTOGRAM, AECSAD, CSAD, AECSAD_RETRIEVAL, ZEROSHOT)}
+METHODS: dict[str, MethodSpec] = {spec.name: spec for spec in (INSTANT, HISTOGRAM, AECSAD, CSAD, ZEROSHOT)}
 
 
 def get_method(name: str) -> MethodSpec:

@@ -45,6 +45,9 @@ class Prediction:
         branch_scores: optional per-branch image scores by name.
         explanations: optional sentences saying why, most telling first (the histogram branch:
             "grid cell top-left: class 'pin' count 0, expected 1; ...").
+        fused: the branches whose z-scores (``z_<name>`` in ``branch_scores``) the score adds up,
+            where a fusion keeps only some of them (AeCSAD/CSAD: the image's three largest);
+            empty when every z-score counts or the method has none.
     """
 
     score: float
@@ -52,6 +55,7 @@ class Prediction:
     branch_maps: dict[str, np.ndarray] = field(default_factory=dict)
     branch_scores: dict[str, float] = field(default_factory=dict)
     explanations: tuple[str, ...] = ()
+    fused: tuple[str, ...] = ()
 
 
 class Detector(Protocol):

@@ -11,6 +11,7 @@ from __future__ import annotations
 from pipeline.data.samples import Sample
 from pipeline.evaluation.calibration import CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, calibrate_fusion
 from pipeline.evaluation.evaluate import BRANCH_SCORES_FILE
+from pipeline.methods.aecsad.method import LgstDetector
 from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.calibrated import (
     CALIBRATION_FILE, FUSION_MODE_SETTING, fusion_mode, load_calibration, read_calibration_file, z_branches, z_matrix,
@@ -43,8 +44,9 @@ def calibrate_method(
     if len(branches) < 2:
         raise ValueError(f"method {method!r} gives one score, so there are no branch weights to calibrate; "
                          "use a multi-branch method (histogram, aecsad, csad) or set the threshold on the Evaluate page")
+    top_k = detector.fusion.top_k if isinstance(detector, LgstDetector) else 0
     calibration = calibrate_fusion(z_matrix(val_preds, branches), z_matrix(bad_preds, branches), branches,
-                                   settings, used_keys=[s.key for s in bad])
+                                   settings, used_keys=[s.key for s in bad], top_k=top_k)
     atomic_write_json(ws.method_dir(category, method) / CALIBRATION_FILE, {
         "calibration": calibration.to_dict(), "model_created": ws.model_record(category, method).created_at,
         "validation": {"keys": [s.key for s in validation], "z": z_matrix(val_preds, branches).tolist()},
@@ -86,14 +88,14 @@ def calibration_applied(ws: Workspace, category: str, method: str) -> bool:
 
 def _rescore_stored(ws: Workspace, category: str, method: str, calibration: FusionCalibration | None,
                           weights: FusionCalibration | None) -> None:
-    """Rewrite stored validation/test scores under ``weights`` (None: equal weights = plain z-sum)."""
+    """Rewrite stored validation/test scores under ``weights`` (None: the method's own fusion)."""
     if calibration is None:
         return
     method_dir = ws.method_dir(category, method)
     branches = calibration.branches
 
     def fused(z_by_branch: dict[str, float]) -> float:
-        return weights.score(z_by_branch) if weights is not None else float(sum(z_by_branch[b] for b in branches))
+        return weights.score(z_by_branch) if weights is not None else calibration.equal_score(z_by_branch)
 
     raw = read_calibration_file(method_dir)
     val_z = dict(zip(raw["validation"]["keys"], raw["validation"]["z"]))

@@ -47,7 +47,7 @@ class CalibratedDetector:
 
     def _reweigh(self, pred: Prediction) -> Prediction:
         return replace(pred, score=self.calibration.score(z_branches(pred)),
-                       branch_scores={**pred.branch_scores, EQUAL_SCORE: pred.score})
+                       branch_scores={**pred.branch_scores, EQUAL_SCORE: pred.score}, fused=())  # weighs them all
 
 
 def read_calibration_file(method_dir: Path) -> dict | None:

@@ -1,8 +1,9 @@
 """Training settings a fit may change from its profile's defaults (``fit --set part.field=value``).
 
 The parts are the settings dataclasses of what a method trains: ``segmentation``
-(``SegmentationSettings``: the component segmentation network) and ``lgst`` (``LgstSettings``:
-the local–global students). A method lists the parts its fit reads in ``MethodSpec.trains``;
+(``SegmentationSettings``: the component segmentation network), ``lgst`` (``LgstSettings``:
+the local–global students) and ``fusion`` (``FusionSettings``: which branches AeCSAD/CSAD fuse,
+and how). A method lists the parts its fit reads in ``MethodSpec.trains``;
 a change to a part it does not train is refused rather than silently ignored.
 """
 
@@ -13,10 +14,12 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline.assignments import parse_assignments
+from pipeline.methods.fusion import FusionSettings
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.segmentation.settings import SegmentationSettings
 
-TRAINING_PARTS: dict[str, type] = {"segmentation": SegmentationSettings, "lgst": LgstSettings}
+TRAINING_PARTS: dict[str, type] = {"segmentation": SegmentationSettings, "lgst": LgstSettings,
+                                   "fusion": FusionSettings}
 RESERVED = {
     "seed": "use --seed",
     "backbone": "use --backbone",

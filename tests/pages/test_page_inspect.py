@@ -148,7 +148,8 @@ def test_a_methods_explanations_are_listed_under_the_maps(app, workspace_copy, m
 
 # --- every method: branch maps, verdict, resolution ------------------------------------------
 
-BRANCH_KEYS = ["branch_local", "branch_global", "branch_teacher_global", "branch_segmentation", "branch_histogram"]
+BRANCH_KEYS = ["branch_local", "branch_global", "branch_teacher_global", "branch_segmentation", "branch_retrieval",
+               "branch_histogram"]
 
 
 @pytest.fixture
@@ -201,13 +202,19 @@ def test_aecsad_lists_worst_first_and_has_a_toggle_per_branch(aecsad_at, aecsad_
     assert [o.rsplit(" · ", 1)[1] for o in options] == [f"{s.score:.3f}" for s in stored]  # worst first
     assert [t.key for t in at.toggle if t.key.startswith("branch_")] == BRANCH_KEYS
     assert [at.toggle(k).label for k in BRANCH_KEYS] == [
-        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Histogram cells"]
+        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Patch retrieval",
+        "Histogram cells"]
     assert not any(at.toggle(k).value for k in BRANCH_KEYS)
     assert len(at.get("image")) == 3  # image, final map, heat map alone
     scores = next(df.value for df in at.dataframe if "branch" in df.value.columns)
     assert {"lgst", "lgst_local", "lgst_global", "histogram_global", "histogram_grid"} <= set(scores["branch"])
-    fused = scores.dropna()["z (adds to the score)"].sum()
-    assert float(_metrics(at)["Score"]) == pytest.approx(fused, abs=5e-3)  # the score is the z-sum
+    fused = scores.dropna()
+    counted = fused[fused["in the score"].astype(bool)]
+    assert len(fused) == 5 and len(counted) == 3  # five fused branches (no part colours on this tiny fit)
+    left_out = fused[~fused["in the score"].astype(bool)]
+    assert counted["z"].min() >= left_out["z"].max()
+    assert float(_metrics(at)["Score"]) == pytest.approx(counted["z"].sum(), abs=5e-3)  # the three largest z
+    assert any("sum of this image's 3 largest branch z-scores" in c.value for c in at.caption)
 
 
 def test_branch_maps_are_drawn_at_the_image_resolution(app, aecsad_at, image_sizes):
@@ -219,8 +226,9 @@ def test_branch_maps_are_drawn_at_the_image_resolution(app, aecsad_at, image_siz
     assert len(images) == 3 + len(BRANCH_KEYS)
     captions = _captions(at)
     assert captions[0].endswith("(128×128 px)")  # the maps come at the segmenter's 96 px side
-    assert [c.split(":")[0] for c in captions[2:7]] == [
-        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Histogram cells"]
+    assert [c.split(":")[0] for c in captions[2:8]] == [
+        "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Patch retrieval",
+        "Histogram cells"]
     assert "1 = " in captions[5]  # the segmentation legend names the part classes
     assert {_size_of(img, image_sizes) for img in images} == {(128, 128)}
 

@@ -112,12 +112,16 @@ def test_second_launch_is_refused_cancel_and_resume(app, workspace_copy, slow_jo
     at.selectbox("train_device").set_value("cpu")
     app.run(at)
     assert at.number_input("train_lgst_steps_quick").value == 2300  # gated trains "lgst": the quick profile's steps
-    assert at.number_input("train_lgst_budget_quick").value == 23.0  # ... and its time budget in minutes
+    assert at.number_input("train_lgst_budget_quick").value == 22.0  # ... and its time budget in minutes
     at.number_input("train_lgst_steps_quick").set_value(3000)
     at.number_input("train_lgst_budget_quick").set_value(0.0)
+    assert at.checkbox("train_fusion_retrieval").value and at.number_input("train_fusion_top_k").value == 3
+    at.checkbox("train_fusion_retrieval").uncheck()
+    at.number_input("train_fusion_top_k").set_value(0)
     at.button("fit_button").click()
     app.run(at)
-    assert ws.job(1).params["settings_changes"] == {"lgst": {"steps": 3000, "time_budget_s": 0.0}}
+    assert ws.job(1).params["settings_changes"] == {"lgst": {"steps": 3000, "time_budget_s": 0.0},
+                                                    "fusion": {"retrieval": False, "top_k": 0}}
     wait_for(lambda: ws.job(1).stage == "gated wait", "the gated stage")
 
     # Reopening the page (a new session, as after closing the tab) shows the running job.

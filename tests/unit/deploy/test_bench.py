@@ -30,7 +30,7 @@ def test_bench_runs_and_reports_every_figure(monkeypatch, tmp_path):
     assert set(methods) == {"aecsad", "csad", "instant", "patchcore"}
     aecsad = methods["aecsad"]
     assert set(aecsad["stages"]) == {"preprocess", "teacher", "local_student", "global_student", "segmenter",
-                                     "histogram", "fusion"}
+                                     "histogram", "retrieval", "fusion"}
     for pair in list(aecsad["stages"].values()) + [aecsad["end_to_end"]]:
         assert set(pair) == {"batch1", "batch2"}
         assert pair["batch1"]["n"] == 2 and pair["batch1"]["median_s"] > 0 and pair["batch2"]["images_per_s"] > 0

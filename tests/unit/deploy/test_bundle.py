@@ -7,6 +7,7 @@ import json
 import zipfile
 
 import numpy as np
+import torch
 import pytest
 
 from pipeline.__main__ import main
@@ -45,8 +46,11 @@ def test_random_detector_round_trip_gives_identical_predictions(tiny_bundle):
     assert set(bundle.manifest["parts"]) == {"config.json", "weights.safetensors"}
     assert {"torch", "numpy", "safetensors", "python"} <= set(bundle.manifest["versions"])
     loaded = load_bundle_detector(bundle)
+    assert loaded.fusion == detector.fusion and loaded.fusion.top_k == 3  # the retrieval branch and top-3 fusion
+    assert torch.equal(loaded.retrieval.model.good_bank, detector.retrieval.model.good_bank)
+    assert len({b["prefix"] for b in bundle.config["backbones"].values()}) == 1  # one copy for the three roles
     for a, b in zip(detector.predict(_images()), loaded.predict(_images())):
-        assert a.score == b.score
+        assert a.score == b.score and a.branch_scores == b.branch_scores
         np.testing.assert_array_equal(a.anomaly_map, b.anomaly_map)
         assert a.explanations == b.explanations
 

@@ -30,6 +30,7 @@ def test_onnx_export_matches_pytorch_and_the_detector(fitted_workspace, tmp_path
     detector = load_detector(Workspace.open(ws), CATEGORY, "aecsad", "cpu")
     graph = DetectorGraph(detector).eval()
     assert graph.input_names == ("image", "image_lgst")  # 96 px segmenter, 64 px LGST in this workspace
+    assert graph.branches[-1] == "retrieval" and graph.summed == 3
     paths = sorted((data / CATEGORY / "test").glob("*/*.png"))[:4]
     images = [load_rgb(p) for p in paths]
     inputs = graph_inputs(graph, images)

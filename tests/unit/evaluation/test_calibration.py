@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from pipeline.evaluation.calibration import (
-    CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, best_threshold, calibrate_fusion, fit_weights,
-    leave_one_out_scores,
+    CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, best_threshold, calibrate_fusion, equal_fusion,
+    fit_weights, leave_one_out_scores,
 )
 
 BRANCHES = ("global", "grid", "lgst")
@@ -90,3 +90,19 @@ def test_calibration_round_trip_and_score():
     assert again == cal
     z = {"global": 1.0, "grid": -2.0, "lgst": 0.5}
     assert cal.score(z) == pytest.approx(sum(w * z[b] for b, w in zip(BRANCHES, cal.weights)))
+
+
+def test_equal_fusion_is_the_methods_own_top_k_sum():
+    z = np.array([[3.0, -5.0, 1.0], [-1.0, -2.0, -3.0]])
+    np.testing.assert_allclose(equal_fusion(z, 2), [4.0, -3.0])
+    np.testing.assert_allclose(equal_fusion(z, 0), [-1.0, -6.0])
+    np.testing.assert_allclose(equal_fusion(z, 5), [-1.0, -6.0])
+    # one bad image stands out on a single branch only: the top-1 fusion ranks it first, the sum last
+    good = np.array([[0.5, 0.5, 0.5], [0.0, 1.0, 0.0], [1.0, 0.0, 0.2], [0.3, 0.3, 0.3]])
+    bad = np.array([[4.0, -3.0, -3.0]] * 3)
+    top1 = calibrate_fusion(good, bad, BRANCHES, CalibrationSettings(min_marked=3), top_k=1)
+    summed = calibrate_fusion(good, bad, BRANCHES, CalibrationSettings(min_marked=3))
+    assert top1.equal_auroc == 1.0 and summed.equal_auroc == 0.0
+    assert good.max() < top1.threshold < 4.0 and top1.top_k == 1
+    assert top1.equal_score({"global": 4.0, "grid": -3.0, "lgst": -3.0}) == pytest.approx(4.0)
+    assert FusionCalibration.from_dict(top1.to_dict()) == top1

@@ -66,7 +66,8 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
     record = Workspace.open(ws).model_record(CATEGORY, method)
     assert record.settings["settings_changes"] == {"lgst": {"steps": 4}, "segmentation": {"epochs": 2}}
     stats = json.loads((folder / "lgst_fusion.json").read_text())
-    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "lgst_teacher_global"}
+    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "lgst_teacher_global", "retrieval"}
+    assert stats["fusion_top_k"] == 3
 
     report = tmp_path / "ev.json"
     assert main(["evaluate", *common, "--out", str(report)]) == 0
@@ -80,12 +81,13 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
     image = load_rgb(next((data / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
     [prediction] = detector.predict([image])
     scores = prediction.branch_scores
-    assert prediction.score == pytest.approx(scores["z_histogram_global"] + scores["z_histogram_grid"] + scores["z_lgst"]
-                                             + scores["z_lgst_teacher_global"])
+    z = sorted((scores[f"z_{b}"] for b in stats["fusion"]), reverse=True)
+    assert prediction.score == pytest.approx(z[0] + z[1] + z[2])  # the three largest of five
+    assert [scores[f"z_{b}"] for b in prediction.fused] == pytest.approx(z[:3])  # named for the Inspect page
     assert scores["lgst"] == pytest.approx(float(prediction.anomaly_map.max()), rel=0.05, abs=0.05)
     teacher_global = prediction.branch_maps["teacher_global"]  # resized from the grid: its maximum can only shrink
     assert 0 < float(teacher_global.max()) <= scores["lgst_teacher_global"] * (1 + 1e-5)
-    assert set(prediction.branch_maps) == {"local", "global", "teacher_global", "segmentation", "histogram"}
+    assert set(prediction.branch_maps) == {"local", "global", "teacher_global", "segmentation", "histogram", "retrieval"}
     assert all(m.shape == prediction.anomaly_map.shape for m in prediction.branch_maps.values())
     assert np.isfinite(prediction.anomaly_map).all()
 
@@ -95,9 +97,10 @@ def test_fit_evaluate_predict_end_to_end(method, tiny_profiles, tmp_path):
     assert {"lgst", "histogram_global"} <= set(row["branch_scores"])
 
 
-def test_retrieval_branch_is_one_more_fused_branch(tiny_profiles, tmp_path):
-    """``aecsad-retrieval``: the instant detector's score, z-normalised on the same validation
-    images, adds to the AeCSAD branches; its patch map is kept for the Inspect page."""
+def test_retrieval_branch_is_one_more_fused_branch_and_a_setting_leaves_it_out(tiny_profiles, tmp_path):
+    """The instant detector's score, fitted on the LGST input side and z-normalised on the same
+    validation images, is a fused branch; its patch map is kept for the Inspect page.
+    ``fusion.retrieval=false`` and ``fusion.top_k=0`` give the thesis' sum of the other branches."""
     from pipeline.methods.fusion import TrimmedZ
     from pipeline.methods.runner import fit_method
 
@@ -106,13 +109,11 @@ def test_retrieval_branch_is_one_more_fused_branch(tiny_profiles, tmp_path):
                            n_logical=1, n_structural=1, size=96))
     ws = Workspace.create(tmp_path / "ws")
     ws.add_category(CATEGORY, data / CATEGORY, "loco")
-    fit_method(ws, CATEGORY, "aecsad-retrieval", device="cpu")
-    folder = ws.method_dir(CATEGORY, "aecsad-retrieval")
-    stats = json.loads((folder / "lgst_fusion.json").read_text())
-    assert set(stats["fusion"]) == {"histogram_global", "histogram_grid", "lgst", "lgst_teacher_global", "retrieval"}
-
-    detector = load_detector(ws, CATEGORY, "aecsad-retrieval", "cpu")
+    fit_method(ws, CATEGORY, "aecsad", device="cpu")
+    folder = ws.method_dir(CATEGORY, "aecsad")
+    detector = load_detector(ws, CATEGORY, "aecsad", "cpu")
     alone = get_method("instant").load(folder / "retrieval", torch.device("cpu"))
+    assert alone.model.settings.image_size == 64  # the (shrunk) LGST input, not the instant profile's 256
     validation = [load_rgb(p) for p in sorted((data / CATEGORY / "validation" / "good").glob("*.png"))]
     z = TrimmedZ.fit([p.score for p in alone.predict(validation)])
     image = load_rgb(next((data / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
@@ -121,9 +122,14 @@ def test_retrieval_branch_is_one_more_fused_branch(tiny_profiles, tmp_path):
     scores = prediction.branch_scores
     assert scores["retrieval"] == pytest.approx(retrieval.score)
     assert scores["z_retrieval"] == pytest.approx(float(z(retrieval.score)))
-    assert prediction.score == pytest.approx(sum(scores[f"z_{b}"] for b in stats["fusion"]))
     assert prediction.branch_maps["retrieval"].shape == prediction.anomaly_map.shape
-    with pytest.raises(ValueError, match="retrieval branch"):
-        from pipeline.deploy.onnx_export import export_onnx
 
-        export_onnx(detector, tmp_path / "m.onnx")
+    fit_method(ws, CATEGORY, "aecsad", device="cpu",
+               settings_changes={"fusion": {"retrieval": False, "top_k": 0}})
+    stats = json.loads((folder / "lgst_fusion.json").read_text())
+    assert "retrieval" not in stats["fusion"] and stats["fusion_top_k"] == 0
+    assert not (folder / "retrieval").exists()  # the stale bank is gone with the branch
+    [prediction] = load_detector(ws, CATEGORY, "aecsad", "cpu").predict([image])
+    scores = prediction.branch_scores
+    assert "retrieval" not in scores
+    assert prediction.score == pytest.approx(sum(scores[f"z_{b}"] for b in stats["fusion"]))

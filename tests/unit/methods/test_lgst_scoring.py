@@ -63,6 +63,15 @@ def test_trimmed_z_and_fusion_match_a_hand_computation():
     assert Fusion.from_dict(fusion.to_dict()) == fusion
 
 
+def test_top_k_fusion_sums_the_largest_z_scores_of_each_image():
+    fusion = Fusion({name: TrimmedZ(0.0, 1.0) for name in "abcd"}, top_k=2)
+    assert fusion({"a": 3.0, "b": -5.0, "c": 1.0, "d": 2.0}) == pytest.approx(3.0 + 2.0)
+    assert fusion({"a": -1.0, "b": -2.0, "c": -3.0, "d": -4.0}) == pytest.approx(-1.0 - 2.0)
+    assert Fusion(fusion.branches, top_k=0).summed == 4 and Fusion(fusion.branches, top_k=9).summed == 4
+    assert Fusion(fusion.branches, top_k=9)({"a": 1.0, "b": 1.0, "c": 1.0, "d": -1.0}) == pytest.approx(2.0)
+    assert Fusion.from_dict(fusion.to_dict(), 2) == fusion
+
+
 def test_settings_round_trip_and_profiles():
     quick = LgstSettings.for_profile("quick", attention=False, seed=4)
     assert quick.method == "csad" and quick.seed == 4 and quick.steps < LgstSettings.for_profile("paper").steps

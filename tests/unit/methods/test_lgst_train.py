@@ -229,7 +229,7 @@ def test_train_lgst_command_prints_steps_and_resumes(workspace, capsys):  # noqa
     printed = capsys.readouterr().out
     assert "device: cpu;" in printed and "aecsad students on efficientnet_lite0" in printed
     assert "step 1/2  loss" in printed and "step 2/2  loss" in printed and "lr 1.0e-03" in printed
-    assert "up to 2 steps (23 min of training)" in printed and "trained 2 steps in" in printed
+    assert "up to 2 steps (22 min of training)" in printed and "trained 2 steps in" in printed
     assert "fit --method aecsad will train its own students" in printed  # 2 steps are not the profile's
     checkpoint = Workspace.open(workspace).method_dir(CATEGORY, "aecsad") / CHECKPOINT
     assert load_lgst_checkpoint(checkpoint).steps_done == 2
