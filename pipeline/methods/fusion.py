@@ -87,12 +87,14 @@ class Fusion:
 
     def counted(self, scores: Mapping[str, float]) -> tuple[str, ...]:
         """The branches whose z-scores an image's fused score adds up, largest first."""
-        z = self.z_scores(scores)
+        return self._largest(self.z_scores(scores))
+
+    def _largest(self, z: Mapping[str, float]) -> tuple[str, ...]:
         return tuple(sorted(z, key=z.__getitem__, reverse=True)[:self.summed])
 
     def __call__(self, scores: Mapping[str, float]) -> float:
         z = self.z_scores(scores)
-        return float(sum(z[name] for name in self.counted(scores)))
+        return float(sum(z[name] for name in self._largest(z)))
 
     def to_dict(self) -> dict:
         """The branches' statistics; ``top_k`` is stored beside them (files older than it sum all)."""
