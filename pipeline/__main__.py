@@ -6,13 +6,12 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.data.images import ImageReadError
-from pipeline.data.samples import DataError
-from pipeline.device import DeviceError
-from pipeline.models.weights import MissingWeightsError
-from pipeline.workspace import WorkspaceError
+from pipeline.errors import SettingsError, UserError, report_bug, report_user_error
 
-EXPECTED_ERRORS = (DataError, WorkspaceError, MissingWeightsError, DeviceError, ImageReadError, FileNotFoundError, ValueError)
+EXPECTED_ERRORS = (UserError, PermissionError)
+"""Errors the user can fix: one ``error:`` line, exit 2. Every project error (``DataError``,
+``WorkspaceError``, ``MissingWeightsError``, ``DeviceError``, ...) is a ``UserError``; a
+``PermissionError`` is the machine's (an ``--out`` folder not writable). Anything else is a bug."""
 
 
 def _method_args(p: argparse.ArgumentParser, with_data: bool = True) -> None:
@@ -61,10 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("demo", help="generate the demo data on first use and register it in the demo workspace")
     p.add_argument("--root", type=Path, default=Path("demo"))
 
-    p = sub.add_parser("import", help="register data categories in a workspace")
+    p = sub.add_parser("import", help="register data categories in a workspace; prints what was found first")
     p.add_argument("--workspace", type=Path, required=True)
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--categories", nargs="+", help="category names (default: every category found)")
+    p.add_argument("--category", help="name of an image+mask or YOLO set (default: its folder name), "
+                   "or one category of a LOCO / plain folder")
+    p.add_argument("--layout", choices=("auto", "loco", "folder", "masks", "yolo"), default="auto",
+                   help="auto (detect), loco, folder (good/ + bad/), masks (images/ + masks/) or yolo "
+                   "(images/ + labels/); masks and yolo sets are copied into <workspace>/data in LOCO layout")
 
     p = sub.add_parser("pseudo-labels", help="pseudo-label a category's training images: masks, clusters, label maps")
     p.add_argument("--data", type=Path, required=True, help="folder holding the category folder (LOCO layout or good/ + bad/)")
@@ -302,14 +306,14 @@ def run(args: argparse.Namespace) -> int:
         return _run_deploy(args)
     if args.command == "predict":
         if args.workspace is None or args.category is None:
-            raise ValueError("predict needs --workspace and --category, or --bundle FILE")
+            raise SettingsError("predict needs --workspace and --category, or --bundle FILE")
         return commands.predict_command(args.workspace, args.category, args.method, args.images, args.out, args.device)
     if args.command == "synth":
         return commands.synth_command(args.out, args.categories, args.seed, args.n_train, args.n_test, args.size)
     if args.command == "demo":
         return commands.demo_command(args.root)
     if args.command == "import":
-        return commands.import_command(args.workspace, args.data, args.categories)
+        return commands.import_command(args.workspace, args.data, args.categories, args.category, args.layout)
     if args.command in ("pseudo-labels", "tags"):
         from pipeline import pseudolabel_commands  # imported on use: the stages load torch models
 
@@ -362,16 +366,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     try:
         return run(args)
     except EXPECTED_ERRORS as err:
-        # One line, so scripts can grep it; multi-line messages (missing weights) are joined.
-        print("error: " + " ".join(str(err).split()), file=sys.stderr)
-        return 2
+        return report_user_error(err)  # one line, so scripts can grep it
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130
+    except Exception as err:  # the one bug handler: anything else is the workbench's fault; keep its traceback
+        return report_bug(err, argv, getattr(args, "workspace", None))
 
 
 if __name__ == "__main__":

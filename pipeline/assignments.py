@@ -12,6 +12,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import fields
 from typing import Any
 
+from pipeline.errors import SettingsError
+
 _SCALAR_TYPES = {"bool": (bool,), "int": (int,), "float": (int, float), "str": (str,), "None": (type(None),)}
 
 
@@ -31,10 +33,10 @@ def parse_assignments(assignments: Iterable[str], parts: Mapping[str, type],
         part, _, field_name = name.partition(".")
         known = {f.name: f for f in fields(parts[part])} if part in parts else {}
         if not sep or field_name not in known:
-            raise ValueError(f"unknown setting {name!r} (write part.field=value; parts: {', '.join(parts)}; "
+            raise SettingsError(f"unknown setting {name!r} (write part.field=value; parts: {', '.join(parts)}; "
                              f"fields of {part!r}: {', '.join(known) or 'none'})")
         if field_name in (reserved or {}):
-            raise ValueError(f"setting {name} cannot be changed with --set: {reserved[field_name]}")
+            raise SettingsError(f"setting {name} cannot be changed with --set: {reserved[field_name]}")
         try:
             value = json.loads(text)
         except json.JSONDecodeError:
@@ -53,5 +55,5 @@ def _checked(name: str, value: Any, annotation: str) -> Any:
     if isinstance(value, bool) and bool not in allowed:
         allowed = ()
     if not isinstance(value, allowed):
-        raise ValueError(f"setting {name} takes {annotation}, got {value!r}")
+        raise SettingsError(f"setting {name} takes {annotation}, got {value!r}")
     return value

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.errors import NotReadyError, SettingsError
 from pipeline.evaluation.calibration import CalibrationSettings
 from pipeline.methods.calibrate import apply_calibration, calibrate_method, marked_bad_samples
 from pipeline.methods.runner import load_workspace_category
@@ -20,7 +21,7 @@ def resolve_image_keys(ws: Workspace, category: str, images: list[str]) -> list[
         key = by_key.get(image) or by_path.get(Path(image).resolve())
         (keys if key else unknown).append(key or image)
     if unknown:
-        raise ValueError(f"not images of category {category!r}: {', '.join(unknown)} "
+        raise SettingsError(f"not images of category {category!r}: {', '.join(unknown)} "
                          "(give a key such as test/logical/000.png or the image's path)")
     return keys
 
@@ -30,7 +31,7 @@ def label_command(workspace: Path, category: str, label: str | None, images: lis
     ws = Workspace.open(workspace, create=False)
     if images:
         if label is None:
-            raise ValueError(f"say which label: --as {'|'.join(IMAGE_LABELS)}|none")
+            raise SettingsError(f"say which label: --as {'|'.join(IMAGE_LABELS)}|none")
         for key in resolve_image_keys(ws, category, images):
             ws.set_image_label(category, key, None if label == "none" else label)
     labels = ws.image_labels(category)
@@ -43,6 +44,8 @@ def label_command(workspace: Path, category: str, label: str | None, images: lis
 def calibrate_command(workspace: Path, category: str, method: str, device: str, min_marked: int,
                       apply: bool, revert: bool) -> int:
     """Fit fusion weights on the marked bad images and print them; ``apply``/``revert`` switch fusion."""
+    if min_marked < 1:  # with none, a calibration would be fitted on good images alone
+        raise SettingsError(f"--min-marked must be at least 1, got {min_marked}")
     ws = Workspace.open(workspace, create=False)
     if revert:
         threshold = apply_calibration(ws, category, method, on=False)
@@ -52,7 +55,7 @@ def calibrate_command(workspace: Path, category: str, method: str, device: str, 
     print("\n".join(calibration.summary_lines()))
     if apply:
         if calibration.threshold is None:
-            raise ValueError(calibration.reason)
+            raise NotReadyError(calibration.reason)
         threshold = apply_calibration(ws, category, method, on=True)
         print(f"applied: {calibration.mode} weights, threshold {threshold:.4g}; stored scores re-fused "
               "(re-evaluate to see the test AUROC of both fusions side by side)")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from pipeline.errors import SettingsError
+
 EXPORT_HELP = (
     "onnx: the whole aecsad/csad inference graph (segmenter, histogram distances, teacher, students, map "
     "normalisation and fusion baked in) returning the score, the fused map and the branch maps; component "
@@ -43,7 +45,7 @@ def export_command(workspace: Path, category: str, method: str, fmt: str, out: P
               f"weights sha256 {manifest['parts']['weights.safetensors']['sha256'][:16]}…")
         return 0
     if fmt != "onnx":
-        raise ValueError(f"unknown export format {fmt!r}; choose onnx or bundle")
+        raise SettingsError(f"unknown export format {fmt!r}; choose onnx or bundle")
     import torch
 
     from pipeline.deploy.graph import graph_inputs
@@ -53,6 +55,9 @@ def export_command(workspace: Path, category: str, method: str, fmt: str, out: P
 
     ws = Workspace.open(workspace, create=False)
     detector = load_detector(ws, category, method, torch.device("cpu"))
+    if getattr(getattr(detector, "inner", detector), "hist", True) is None:
+        raise SettingsError(f"the {method} model of {category!r} was fitted on a surface (no part classes); "
+                            "ONNX export needs the part branches: export the instant detector instead")
     threshold = ws.get_threshold(category, method)
     meta = {"method": method, "category": category, "threshold": threshold,
             "class_names": {str(k): v for k, v in getattr(detector, "inner", detector).hist.class_names.items()}

@@ -7,11 +7,13 @@ import random
 import numpy as np
 import torch
 
+from pipeline.errors import UserError
+
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N")
 """What ``resolve_device`` accepts, as shown in error messages and help texts."""
 
 
-class DeviceError(RuntimeError):
+class DeviceError(UserError, RuntimeError):
     """A device name that cannot be used here; the message says why and what is accepted."""
 
 

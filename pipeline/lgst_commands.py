@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from pipeline.commands import TqdmProgress
+from pipeline.errors import SettingsError
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands
@@ -64,9 +65,9 @@ def lgst_inputs(
     from pipeline.models.backbones import choose_backbone
 
     if method not in METHODS:
-        raise ValueError(f"method {method!r} has no LGST students; choose one of: {', '.join(METHODS)}")
+        raise SettingsError(f"method {method!r} has no LGST students; choose one of: {', '.join(METHODS)}")
     if steps is not None and steps < 1:
-        raise ValueError(f"--steps must be at least 1, got {steps}")
+        raise SettingsError(f"--steps must be at least 1, got {steps}")
     data = load_workspace_category(ws, category)  # a clear error for an unknown category
     _require_pseudo_labels(ws, category)
     settings = LgstSettings.for_profile(profile, attention=METHODS[method], seed=seed,

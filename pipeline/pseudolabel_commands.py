@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.commands import TqdmProgress, register_category
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE
 from pipeline.workspace import Workspace
 
 SUGGESTION_IMAGES = 3
@@ -72,7 +73,7 @@ def format_summary(summary) -> list[str]:
         f"{len(summary.cluster_sizes)} clusters ({summary.clustering}): {clusters}",
         f"reliable: {reliable} of {summary.n_images} images ({100 * summary.reliable_fraction:.0f}%); "
         f"done in {summary.seconds:.1f} s",
-    ]
+    ] + ([SURFACE_MESSAGE] if summary.surface else [])
 
 
 def tags_command(

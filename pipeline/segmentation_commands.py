@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pipeline.commands import TqdmProgress
+from pipeline.errors import SettingsError
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands
@@ -36,7 +37,7 @@ def train_seg_command(
     from pipeline.pseudolabels import confidence
 
     if epochs is not None and epochs < 1:
-        raise ValueError(f"--epochs must be at least 1, got {epochs}")
+        raise SettingsError(f"--epochs must be at least 1, got {epochs}")
     ws = Workspace.open(workspace)
     ws.category(category)  # a clear error for an unknown category
     overrides = {"epochs": epochs} if epochs else {}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from pipeline.data.images import FolderScan, no_images_reason, scan_folder
 from pipeline.data.samples import BadFile, CategoryData, DataError, Sample
+from pipeline.errors import SettingsError
 
 BAD_KIND_FOLDERS = {"logical": "logical", "structural": "structural"}
 """Sub-folders of the bad folder that give their images a defect kind instead of ``bad``."""
@@ -37,9 +38,9 @@ class FolderSplit:
     def __post_init__(self) -> None:
         for label, value in (("validation", self.validation_fraction), ("test", self.test_fraction)):
             if not 0.0 <= value < 1.0:
-                raise ValueError(f"{label}_fraction must be in [0, 1), got {value}")
+                raise SettingsError(f"{label}_fraction must be in [0, 1), got {value}")
         if self.validation_fraction + self.test_fraction >= 1.0:
-            raise ValueError("validation_fraction + test_fraction must leave images for training")
+            raise SettingsError("validation_fraction + test_fraction must leave images for training")
 
 
 def _unit_hash(seed: int, file_name: str) -> float:

@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from pipeline.data.samples import BadFile
+from pipeline.errors import UserError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """File name endings treated as images (compared lower-case)."""
@@ -27,7 +28,7 @@ _GRAY_MODES = frozenset({"1", "L", "LA", "F"}) | _SIXTEEN_BIT_MODES
 """Single-channel modes (alpha aside). Palette images are not here: their palette has colour."""
 
 
-class ImageReadError(ValueError):
+class ImageReadError(UserError, ValueError):
     """A file that cannot be used as an image.
 
     Attributes:
@@ -180,8 +181,9 @@ def load_rgb(path: Path) -> np.ndarray:
     return array
 
 
-def _mask_plane(path: Path) -> np.ndarray:
-    """One mask file as bool; any non-zero value is defect (LOCO uses several grey values)."""
+def mask_plane(path: Path) -> np.ndarray:
+    """One mask file as bool at its own size; any non-zero value is defect (LOCO uses several grey
+    values). Raises ``ImageReadError``."""
     image = _open_decoded(path)
     try:
         if image.mode in ("P", "PA"):
@@ -207,7 +209,7 @@ def load_mask(paths: Sequence[Path], shape: tuple[int, int]) -> np.ndarray:
     height, width = int(shape[0]), int(shape[1])
     union = np.zeros((height, width), dtype=bool)
     for path in paths:
-        plane = _mask_plane(Path(path))
+        plane = mask_plane(Path(path))
         if plane.shape != (height, width):
             resized = Image.fromarray(plane.astype(np.uint8) * 255).resize(
                 (width, height), Image.Resampling.NEAREST

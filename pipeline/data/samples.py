@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from pipeline.errors import UserError
+
 SPLITS = ("train", "validation", "test")
 """Dataset splits in workflow order."""
 
@@ -19,7 +21,7 @@ LOCO_KIND_FOLDERS = {
 """MVTec LOCO AD folder name of each kind."""
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset folder that cannot be used; the message says what is wrong and how to fix it."""
 
 

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from pipeline.deploy.timing import PeakMemory, Policy, measure
+from pipeline.errors import SettingsError
 
 METHODS = ("aecsad", "csad", "instant")
 REFERENCES = ("efficientad_s", "efficientad_m", "patchcore")
@@ -325,13 +326,22 @@ def _ratios(results: dict) -> dict:
     return ratios
 
 
+def _check_counts(options: BenchOptions) -> None:
+    """Refuse counts no run can honour before any model is built (0 threads means torch's default)."""
+    for option, value, low in (("--repeats", options.repeats, 1), ("--threads", options.threads, 0),
+                               ("--train-images", options.n_train, 1)):
+        if value is not None and value < low:
+            raise SettingsError(f"{option} must be at least {low}, got {value}")
+
+
 def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda line: None) -> dict:
     from pipeline.device import resolve_device
 
     chosen = options.methods or ALL
     unknown = sorted(set(chosen) - set(ALL))
     if unknown:
-        raise ValueError(f"unknown bench methods {unknown}; choose from {', '.join(ALL)}")
+        raise SettingsError(f"unknown bench methods {unknown}; choose from {', '.join(ALL)}")
+    _check_counts(options)
     if options.threads:
         torch.set_num_threads(options.threads)
     device = resolve_device(options.device)

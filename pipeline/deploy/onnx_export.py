@@ -17,6 +17,7 @@ import numpy as np
 import torch
 
 from pipeline.deploy.graph import OUTPUTS, DetectorGraph
+from pipeline.errors import MissingFileError, SettingsError
 
 OPSET = 18
 POST_PROCESSING = (
@@ -37,7 +38,7 @@ def _require_onnx() -> None:
         except ImportError:
             missing.append(name)
     if missing:
-        raise FileNotFoundError(f"ONNX export needs {', '.join(missing)}: pip install {' '.join(missing)}")
+        raise MissingFileError(f"ONNX export needs {', '.join(missing)}: pip install {' '.join(missing)}")
 
 
 def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch: int = 2) -> DetectorGraph:
@@ -48,7 +49,7 @@ def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch
     calibration = getattr(detector, "calibration", None)  # applied few-shot fusion weights
     detector = getattr(detector, "inner", detector)
     if not isinstance(detector, LgstDetector):
-        raise ValueError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
+        raise SettingsError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
                          f"got a {getattr(detector, 'method', type(detector).__name__)!r} detector")
     branches = tuple(b for b in BRANCHES if b in detector.fusion.branches)  # the graph's order
     weights = None if calibration is None else tuple(calibration.weights[calibration.branches.index(b)] for b in branches)

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_mask
+from pipeline.data.samples import DataError
 from pipeline.evaluation.aupro import aupro
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind, scored_branches
 from pipeline.evaluation.roc import RocCurve, roc_curve
@@ -161,7 +162,7 @@ def evaluate_method(
     tests = [s for s in data.select("test") if s.key not in used]
     excluded = tuple(s.key for s in data.select("test") if s.key in used)
     if not tests:
-        raise ValueError(f"category {category!r} has no test images to evaluate (looked in {data.root}/test)")
+        raise DataError(f"category {category!r} has no test images to evaluate (looked in {data.root}/test)")
     kinds, scores, masks, maps, rows, branches = [], [], [], [], [], []
     method_dir = workspace.method_dir(category, method)
     for sample, rgb, pred in predict_samples(detector, tests, progress, "score test images"):

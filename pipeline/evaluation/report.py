@@ -16,6 +16,7 @@ import numpy as np
 from PIL import Image
 
 from pipeline.data.images import load_rgb
+from pipeline.errors import NotReadyError
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
 from pipeline.evaluation.evaluate import load_branch_scores
 from pipeline.evaluation.heatmap import overlay
@@ -201,10 +202,10 @@ def collect_report(ws: Workspace, category: str, method: str, n_worst: int = 8) 
     """The report's content; ``ValueError`` when the method was never fitted or evaluated."""
     record = ws.model_record(category, method)
     if record is None:
-        raise ValueError(f"no fitted {method!r} model for category {category!r}: fit it first (Train page or `fit`)")
+        raise NotReadyError(f"no fitted {method!r} model for category {category!r}: fit it first (Train page or `fit`)")
     rows = ws.scores(category, method, split="test")
     if not rows:
-        raise ValueError(f"{method!r} on {category!r} is not evaluated yet: run `evaluate` or the Evaluate page first")
+        raise NotReadyError(f"{method!r} on {category!r} is not evaluated yet: run `evaluate` or the Evaluate page first")
     kinds, scores = [r.kind for r in rows], [r.score for r in rows]
     branch_kinds, branches = load_branch_scores(ws, category, method)
     if sorted(branch_kinds) != sorted(kinds):

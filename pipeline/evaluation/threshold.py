@@ -10,6 +10,8 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.errors import NotReadyError
+
 DEFAULT_FLAGGED_FRACTION = 0.05
 """Default share of good validation parts the threshold may flag (one in twenty)."""
 
@@ -57,7 +59,7 @@ def threshold_for_flagged(good_scores: Sequence[float], n_flagged: int) -> float
     """
     scores = np.sort(np.asarray(good_scores, dtype=np.float64))[::-1]
     if scores.size == 0:
-        raise ValueError("no good validation scores: fit the method first")
+        raise NotReadyError("no good validation scores: fit the method first")
     if n_flagged >= scores.size:
         return float(scores[-1]) - 1e-9 * max(1.0, abs(float(scores[-1])))
     n = max(0, int(n_flagged))

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 import pipeline
+from pipeline.errors import SettingsError
 from pipeline.jobs.tracker import CANCEL_KEY
 from pipeline.workspace import JobRecord, Workspace, WorkspaceError, pid_alive
 from pipeline.workspace.db import now_iso, reading
@@ -120,7 +121,7 @@ def _launch(workspace: Workspace, category: str, method: str, params: dict) -> i
     params["settings_changes"] = check_training_settings(method, spec.trains, params.get("settings_changes") or {})
     load_workspace_category(workspace, category)  # unknown category or moved data: refused before any process
     if params["profile"] not in PROFILES:
-        raise ValueError(f"profile must be one of {', '.join(PROFILES)}; got {params['profile']!r}")
+        raise SettingsError(f"profile must be one of {', '.join(PROFILES)}; got {params['profile']!r}")
     job_id = workspace.start_job(FIT_KIND, category, method, params)
     try:
         pid = _spawn(workspace, job_id)

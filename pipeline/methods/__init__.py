@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pipeline.errors import SettingsError
 from pipeline.methods.aecsad import AECSAD, CSAD
 from pipeline.methods.base import Detector, FitContext, MethodSpec, Prediction
 from pipeline.methods.histogram.method import HISTOGRAM
@@ -16,7 +17,7 @@ def get_method(name: str) -> MethodSpec:
     try:
         return METHODS[name]
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; available: {', '.join(METHODS)}") from None
+        raise SettingsError(f"unknown method {name!r}; available: {', '.join(METHODS)}") from None
 
 
 __all__ = ["METHODS", "Detector", "FitContext", "MethodSpec", "Prediction", "get_method"]

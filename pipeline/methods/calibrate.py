@@ -9,6 +9,7 @@ scored again), stores the proposed threshold, and makes ``load_detector`` score 
 from __future__ import annotations
 
 from pipeline.data.samples import Sample
+from pipeline.errors import NotReadyError, SettingsError
 from pipeline.evaluation.calibration import CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, calibrate_fusion
 from pipeline.evaluation.evaluate import BRANCH_SCORES_FILE
 from pipeline.methods.aecsad.method import LgstDetector
@@ -42,7 +43,7 @@ def calibrate_method(
     bad_preds = [p for _, _, p in predict_samples(detector, bad, progress, "score marked bad images")]
     branches = tuple(sorted(z_branches(val_preds[0]))) if val_preds else ()
     if len(branches) < 2:
-        raise ValueError(f"method {method!r} gives one score, so there are no branch weights to calibrate; "
+        raise SettingsError(f"method {method!r} gives one score, so there are no branch weights to calibrate; "
                          "use a multi-branch method (histogram, aecsad, csad) or set the threshold on the Evaluate page")
     top_k = detector.fusion.top_k if isinstance(detector, LgstDetector) else 0
     calibration = calibrate_fusion(z_matrix(val_preds, branches), z_matrix(bad_preds, branches), branches,
@@ -60,7 +61,7 @@ def apply_calibration(ws: Workspace, category: str, method: str, on: bool = True
     scores are re-fused so the Evaluate and Inspect pages stay consistent with the new scores."""
     calibration = load_calibration(ws, category, method)
     if on and (calibration is None or calibration.threshold is None):
-        raise ValueError(f"no usable calibration for {category}/{method}: mark at least "
+        raise NotReadyError(f"no usable calibration for {category}/{method}: mark at least "
                          f"{CalibrationSettings().min_marked} bad images and run calibrate first")
     weights = calibration if on else None
     _rescore_stored(ws, category, method, calibration, weights)

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from pipeline.assignments import parse_assignments
+from pipeline.errors import SettingsError
 from pipeline.methods.fusion import FusionSettings
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.segmentation.settings import SegmentationSettings
@@ -45,7 +46,7 @@ def check_training_settings(method: str, trains: tuple[str, ...], changes: Setti
     unused = sorted(set(checked) - set(trains))
     if unused:
         trained = ", ".join(trains) or "nothing that --set can change"
-        raise ValueError(f"method {method!r} does not train {', '.join(unused)} (it trains: {trained})")
+        raise SettingsError(f"method {method!r} does not train {', '.join(unused)} (it trains: {trained})")
     return checked
 
 

@@ -16,6 +16,7 @@ import torch
 import torchvision
 from torch import nn
 
+from pipeline.errors import SettingsError
 from pipeline.models.weights import IncompatibleWeightsError, resolve_weights, weight_status
 
 DEFAULT = "default"
@@ -92,7 +93,7 @@ def choose_backbone(requested: str = AUTO, profile: str = "quick") -> str:
     (``build_backbone`` then names the missing file if its weights are absent)."""
     if requested != AUTO:
         if requested not in BACKBONES:
-            raise ValueError(f"unknown backbone {requested!r}; choose auto or one of: {', '.join(BACKBONES)}")
+            raise SettingsError(f"unknown backbone {requested!r}; choose auto or one of: {', '.join(BACKBONES)}")
         return requested
     if profile == "paper" and weight_status(PAPER).found:
         return PAPER

@@ -24,6 +24,8 @@ from pathlib import Path
 
 import torch
 
+from pipeline.errors import UserError
+
 SHARED_DIR_ENV = "WORKBENCH_WEIGHTS_DIR"
 """Environment variable naming one folder that holds weight files under their expected names."""
 
@@ -41,11 +43,11 @@ TEXT_ENCODER_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
 """Either weight file transformers can load a BERT folder from."""
 
 
-class MissingWeightsError(FileNotFoundError):
+class MissingWeightsError(UserError, FileNotFoundError):
     """Weights that could not be found; ``str(error)`` is the full advice for the user."""
 
 
-class IncompatibleWeightsError(ValueError):
+class IncompatibleWeightsError(UserError, ValueError):
     """A weight file was found but does not fit the model (wrong file, truncated, other variant)."""
 
 

@@ -26,6 +26,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.errors import SettingsError
 from pipeline.pseudolabels import edits, store
 from pipeline.pseudolabels.settings import ConfidenceSettings
 from pipeline.workspace import Workspace
@@ -72,7 +73,7 @@ def check_confidence(value: float) -> float:
     """``value`` as a float in [0, 1]; a ``ValueError`` naming it otherwise."""
     number = float(value)
     if not math.isfinite(number) or not 0.0 <= number <= 1.0:
-        raise ValueError(f"a confidence must lie between 0 and 1, got {value!r}")
+        raise SettingsError(f"a confidence must lie between 0 and 1, got {value!r}")
     return number
 
 
@@ -85,7 +86,7 @@ def parse_confidence(text: str) -> float | None:
     try:
         number = float(cleaned.replace(",", "."))
     except ValueError:
-        raise ValueError(f"type a confidence between 0 and 1, or 'auto'; got {text!r}") from None
+        raise SettingsError(f"type a confidence between 0 and 1, or 'auto'; got {text!r}") from None
     return check_confidence(number)
 
 

@@ -7,6 +7,7 @@ import tempfile
 import zipfile
 from pathlib import Path, PurePosixPath
 
+from pipeline.errors import NotReadyError
 from pipeline.pseudolabels import store
 from pipeline.workspace import Workspace
 from pipeline.workspace.files import atomic_save_png
@@ -29,12 +30,12 @@ def export_label_maps(ws: Workspace, category: str, out_dir: Path | str) -> list
     returns the written files in image order."""
     keys = list(store.read_json(ws, category, "run.json").get("images", {}))
     if not keys:
-        raise ValueError(f"no pseudo-labels for category {category!r} yet; run pseudo-labels first")
+        raise NotReadyError(f"no pseudo-labels for category {category!r} yet; run pseudo-labels first")
     written = []
     for key, name in export_names(keys).items():
         label_map = store.load_label_map(ws, category, key)
         if label_map is None:
-            raise ValueError(f"label map of {key} is missing; run pseudo-labels on {category!r} again")
+            raise NotReadyError(f"label map of {key} is missing; run pseudo-labels on {category!r} again")
         path = Path(out_dir).joinpath(*PurePosixPath(name).parts)
         atomic_save_png(path, label_map)
         written.append(path)

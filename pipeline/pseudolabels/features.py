@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from pipeline.errors import SettingsError
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, to_tensor_batch
 from pipeline.pseudolabels.settings import FeatureSettings
 from pipeline.pseudolabels.types import ImageComponents
@@ -31,7 +32,7 @@ def component_features(
         device: where the crops are run.
     """
     if settings.mask_fill not in MASK_FILLS:
-        raise ValueError(f"unknown mask_fill {settings.mask_fill!r}; choose one of {MASK_FILLS}")
+        raise SettingsError(f"unknown mask_fill {settings.mask_fill!r}; choose one of {MASK_FILLS}")
     count = components.count
     stage = settings.stage or backbone.info.stage_names[-1]
     if count == 0:
@@ -100,7 +101,7 @@ def variants(batch: torch.Tensor, rotations: int = 4, fill: torch.Tensor | None 
     right angles are resampled bilinearly, the corners filled with ``fill`` ``(C,)`` (default 0).
     """
     if rotations % 4:
-        raise ValueError(f"rotations must be a multiple of 4, got {rotations}")
+        raise SettingsError(f"rotations must be a multiple of 4, got {rotations}")
     out = []
     for image in (batch, torch.flip(batch, dims=(3,))):
         for step in range(rotations // 4):

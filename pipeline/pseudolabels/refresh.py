@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from pipeline.errors import NotReadyError, SettingsError
 from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.pseudolabels import edits, store
 from pipeline.pseudolabels.types import Clustering, Reliability
@@ -66,7 +67,7 @@ def update_features(
         return False
     components = edits.effective_components(ws, category, image_key)
     if components is None:
-        raise ValueError(f"{image_key}: no components stored; run pseudo-labels first")
+        raise NotReadyError(f"{image_key}: no components stored; run pseudo-labels first")
     from pipeline.pseudolabels.features import component_colours
 
     compact, ids = edits.nonempty(components)
@@ -100,7 +101,7 @@ def gather(ws: Workspace, category: str, image_keys: list[str], settings) -> Clu
     for image_key in image_keys:
         loaded = store.load_features(ws, category, image_key)
         if loaded is None:
-            raise ValueError(f"{image_key}: no features stored; run pseudo-labels first")
+            raise NotReadyError(f"{image_key}: no features stored; run pseudo-labels first")
         fkeys[image_key] = store.features_key(ws, category, image_key)
         features, component_ids = loaded
         keep = ~np.isin(component_ids, sorted(rejected.get(image_key, ())))
@@ -206,7 +207,8 @@ def compact(clustering: Clustering) -> Clustering:
         lookup[old] = new
         names[new] = clustering.names.get(old, f"cluster {old}")
     if len(names) > 255:
-        raise ValueError(f"{len(names)} clusters do not fit an 8-bit label map (at most 255)")
+        raise SettingsError(f"{len(names)} clusters do not fit an 8-bit label map (at most 255); raise "
+                            "clusters.min_cluster_fraction or clusters.bandwidth_quantile")
     return Clustering(clustering.image_keys, np.asarray(clustering.component_ids, np.int32), lookup[labels],
                       names, clustering.features)
 
@@ -263,7 +265,7 @@ def _label_map(ws: Workspace, category: str, key: str, rows, repaint: bool) -> n
             return stored
     components = edits.effective_components(ws, category, key)
     if components is None:
-        raise ValueError(f"{key}: no components stored; run pseudo-labels first")
+        raise NotReadyError(f"{key}: no components stored; run pseudo-labels first")
     label_map = paint(components.instances, *rows)
     store.save_label_map(ws, category, key, label_map)
     return label_map

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from pipeline.assignments import parse_assignments
+from pipeline.errors import SettingsError
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ class ConfidenceSettings:
 
     def __post_init__(self) -> None:
         if self.k < 0 or self.scale <= 0 or self.min_iqr <= 0 or not 0 <= self.floor <= 1:
-            raise ValueError(f"invalid confidence settings: {self}")
+            raise SettingsError(f"invalid confidence settings: {self}")
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
+from pipeline.errors import SettingsError
 from pipeline.pseudolabels.adapters.base import Tagger, TagSuggestion
 from pipeline.pseudolabels.edits import SUGGESTIONS
 from pipeline.workspace import Workspace
@@ -56,7 +57,7 @@ def set_tag_status(ws: Workspace, category: str, tag: str, status: str) -> str:
 
     clean = normalise_tag(tag)
     if not clean:
-        raise ValueError(f"not a usable tag: {tag!r}")
+        raise SettingsError(f"not a usable tag: {tag!r}")
     ws.category_dir(category)  # a clear error for a bad category name before any write
     ws.set_tag(category, clean, status)
     return clean

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pipeline.errors import UserError
 
-class WorkspaceError(RuntimeError):
+
+class WorkspaceError(UserError, RuntimeError):
     """A workspace that cannot be used as asked; the one-line message says what and where."""
 
 

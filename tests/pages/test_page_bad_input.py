@@ -14,7 +14,7 @@ from pipeline.pseudolabels import store
 from pipeline.workspace import Workspace
 
 OPEN_BUTTON = "FormSubmitter:open_workspace-Open workspace"
-IMPORT_BUTTON = "FormSubmitter:import_data-Import"
+IMPORT_BUTTON = "FormSubmitter:import_data-Check folder"  # the import form checks first, then offers Import
 
 
 @pytest.fixture

@@ -20,6 +20,8 @@ import numpy as np
 from scipy import ndimage
 from sklearn.covariance import LedoitWolf
 
+from pipeline.errors import MissingFileError
+
 _EIGHT = np.ones((3, 3), dtype=bool)
 
 COUNT_FLOOR = 0.5
@@ -275,7 +277,7 @@ def load_histogram_model(folder: Path) -> HistogramModel:
 
     path = Path(folder) / WEIGHTS_FILE
     if not path.exists():
-        raise FileNotFoundError(f"no histogram model in {folder} (expected {WEIGHTS_FILE})")
+        raise MissingFileError(f"no histogram model in {folder} (expected {WEIGHTS_FILE})")
     tensors, meta = load_safetensors(path)
     scalars = json.loads(meta["scalars"])
     return HistogramModel(**scalars, **{name: tensors[name].numpy() for name in _ARRAYS})

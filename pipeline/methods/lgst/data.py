@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.images import load_rgb
-from pipeline.data.samples import Sample
+from pipeline.data.samples import DataError, Sample
 from pipeline.methods.segmentation.data import _resize_image, _resize_map
 
 
@@ -39,7 +39,7 @@ class LgstData:
 def load_lgst_data(samples: list[Sample], side: int, label_maps: dict[str, np.ndarray] | None = None) -> LgstData:
     """Read and resize ``samples``; ``label_maps`` by sample key (any size, resized nearest)."""
     if not samples:
-        raise ValueError("LGST needs at least one good training image")
+        raise DataError("LGST needs at least one good training image")
     label_maps = label_maps or {}
     images = tuple(_resize_image(load_rgb(Path(s.path)), side) for s in samples)
     maps = tuple(_resize_map(label_maps[s.key], side) if s.key in label_maps else None for s in samples)

@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import SettingsError
 from pipeline.methods.lgst.attention import SelfAttention2d
 
 
@@ -47,7 +48,7 @@ class GlobalStudent(nn.Module):
                  attention: bool = True, key_fraction: float = 0.5) -> None:
         super().__init__()
         if image_size % 32:
-            raise ValueError(f"the global student needs an image side divisible by 32, got {image_size}")
+            raise SettingsError(f"the global student needs an image side divisible by 32, got {image_size}")
         w = int(width)
         self.grid, self.attention = int(grid), bool(attention)
         self.bottom = image_size // 32

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pipeline.errors import SettingsError
 from pipeline.methods.segmentation.lsa import LsaSettings
 from pipeline.methods.settings_io import settings_from_dict
 
@@ -102,7 +103,7 @@ class LgstSettings:
         """The teacher's two stages with the backbone's defaults filled in."""
         stages = tuple(self.teacher_stages) or TEACHER_STAGES.get(self.backbone, ())
         if len(stages) != 2:
-            raise ValueError(f"no default teacher stages for backbone {self.backbone!r}; set teacher_stages")
+            raise SettingsError(f"no default teacher stages for backbone {self.backbone!r}; set teacher_stages")
         return stages[0], stages[1]
 
     @property
@@ -138,7 +139,7 @@ class LgstSettings:
                 checkpoint_every=50,
             )
         else:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+            raise SettingsError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         return replace(base, **overrides)
 
     def to_dict(self) -> dict[str, Any]:

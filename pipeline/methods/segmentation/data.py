@@ -20,13 +20,14 @@ import numpy as np
 from PIL import Image
 
 from pipeline.data.images import load_rgb
+from pipeline.errors import NotReadyError
 from pipeline.pseudolabels import store
 from pipeline.pseudolabels.confidence import image_confidence
 from pipeline.pseudolabels.settings import ConfidenceSettings
 from pipeline.workspace import Workspace
 
 
-class NoPseudoLabelsError(ValueError):
+class NoPseudoLabelsError(NotReadyError):
     """The category has no pseudo-labels (or no reliable image) to train on."""
 
 

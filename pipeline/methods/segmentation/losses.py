@@ -20,6 +20,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import SettingsError
+
 HIST_FORMS = ("l2", "l1")
 """``l2``: thesis eq. 4.4 (squared differences); ``l1``: the public CSAD code (absolute differences)."""
 
@@ -46,7 +48,7 @@ class SegLossWeights:
 
     def __post_init__(self) -> None:
         if self.hist_form not in HIST_FORMS:
-            raise ValueError(f"hist_form must be one of {HIST_FORMS}, got {self.hist_form!r}")
+            raise SettingsError(f"hist_form must be one of {HIST_FORMS}, got {self.hist_form!r}")
 
     @classmethod
     def thesis(cls) -> "SegLossWeights":
@@ -245,7 +247,7 @@ def unsupervised_active(epoch: int, n_epochs: int, stage_start: float = 1 / 3) -
     120 epochs with ``stage_start=1/3`` gives epochs 0–39 supervised only, as in thesis §5.3.
     """
     if not 0.0 <= stage_start <= 1.0:
-        raise ValueError(f"stage_start must lie in [0, 1], got {stage_start}")
+        raise SettingsError(f"stage_start must lie in [0, 1], got {stage_start}")
     return epoch >= int(math.floor(stage_start * n_epochs + 0.5))
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from pipeline.errors import SettingsError
 from pipeline.methods.segmentation.augment import AugmentSettings
 from pipeline.methods.settings_io import settings_from_dict
 from pipeline.methods.segmentation.losses import SegLossWeights
@@ -92,7 +93,7 @@ class SegmentationSettings:
         default = DEFAULT_STAGES.get(self.backbone, ("", ""))
         low, deep = self.low_stage or default[0], self.deep_stage or default[1]
         if not low or not deep:
-            raise ValueError(f"no default stages for backbone {self.backbone!r}; set low_stage and deep_stage")
+            raise SettingsError(f"no default stages for backbone {self.backbone!r}; set low_stage and deep_stage")
         return low, deep
 
     @property
@@ -118,7 +119,7 @@ class SegmentationSettings:
                 aspp_channels=128, decoder_channels=128, max_class_weight=1.0,
             )
         else:
-            raise ValueError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
+            raise SettingsError(f"unknown profile {profile!r}; choose one of {', '.join(PROFILES)}")
         return replace(base, **overrides)
 
     def to_dict(self) -> dict[str, Any]:

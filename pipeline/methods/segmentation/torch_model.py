@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from pipeline.errors import SettingsError
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.models.backbones import Backbone
 from pipeline.models.preprocess import to_tensor_batch
@@ -83,7 +84,7 @@ class SegmentationNet(nn.Module):
         low, deep = settings.stages
         missing = [name for name in (low, deep) if name not in info.stage_names]
         if missing:
-            raise ValueError(f"backbone {info.name} has no stage {missing}; it has {list(info.stage_names)}")
+            raise SettingsError(f"backbone {info.name} has no stage {missing}; it has {list(info.stage_names)}")
         self.backbone = backbone
         self.n_classes = n_classes
         self.stage_names = (low, deep)

@@ -29,6 +29,7 @@ from pipeline.device import set_determinism
 from pipeline.distributed import (
     DistributedContext, barrier, broadcast_object, broadcast_state, mean_across, rank_generator, rank_seed, wrap_ddp,
 )
+from pipeline.errors import NotReadyError
 from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.segmentation.augment import augment_pair
 from pipeline.methods.segmentation.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
@@ -85,7 +86,7 @@ def train_segmentation(
     ``on_epoch`` are then called on rank 0 only, and every rank returns rank 0's history and weights.
     """
     if not data.train_images:
-        raise ValueError("no training images in D_L (all held out?); pseudo-label more images")
+        raise NotReadyError("no training images in D_L (all held out?); pseudo-label more images")
     set_determinism(settings.seed)
     net = SegmentationNet(build_backbone(settings.backbone, device=device), data.n_classes, settings).to(device)
     optimizer = torch.optim.Adam(net.head_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)

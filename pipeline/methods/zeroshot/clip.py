@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.errors import MissingFileError, SettingsError
 from pipeline.methods.zeroshot.settings import ARCHITECTURE_ENV, CLIP_WEIGHTS_KEY
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD, to_tensor_batch
 from pipeline.models.weights import IncompatibleWeightsError, MissingWeightsError, resolve_weights
@@ -57,14 +58,14 @@ def architecture_config(architecture: str) -> dict:
     path = Path(architecture).expanduser()
     if architecture.endswith(".json") or path.is_file():
         if not path.is_file():
-            raise FileNotFoundError(f"CLIP model config {path} does not exist")
+            raise MissingFileError(f"CLIP model config {path} does not exist")
         raw = json.loads(path.read_text(encoding="utf-8"))
         config = raw.get("model_cfg", raw) if isinstance(raw, dict) else raw
     else:
         open_clip = import_open_clip()
         # Only registered names: a schema such as 'hf-hub:' would make open_clip fetch the config.
         if architecture not in open_clip.list_models():
-            raise ValueError(
+            raise SettingsError(
                 f"unknown CLIP architecture {architecture!r}; use an open_clip model name such as "
                 "ViT-B-16, ViT-B-16-quickgelu (OpenAI weights), ViT-B-32 or ViT-L-14, or the path "
                 "of an open_clip model-config JSON"
@@ -77,7 +78,7 @@ def architecture_config(architecture: str) -> dict:
 def check_supported(config: object, architecture: str) -> None:
     """Refuse configs without ViT patch tokens or whose towers would need downloads or other tokenizers."""
     if not isinstance(config, dict) or any(key not in config for key in REQUIRED_KEYS):
-        raise ValueError(f"{architecture}: not an open_clip model config (needs {', '.join(REQUIRED_KEYS)})")
+        raise SettingsError(f"{architecture}: not an open_clip model config (needs {', '.join(REQUIRED_KEYS)})")
     vision, text = config["vision_cfg"], config["text_cfg"]
     reasons = []
     if "timm_model_name" in vision:
@@ -91,7 +92,7 @@ def check_supported(config: object, architecture: str) -> None:
     if "multimodal_cfg" in config:
         reasons.append("it is a CoCa captioner")
     if reasons:
-        raise ValueError(f"CLIP architecture {architecture!r} is not supported: {'; '.join(reasons)}. "
+        raise SettingsError(f"CLIP architecture {architecture!r} is not supported: {'; '.join(reasons)}. "
                          "Use a ViT CLIP with open_clip's own text tower (e.g. ViT-B-16)")
 
 
@@ -116,7 +117,7 @@ def build_clip(
     if image_size is not None:
         patch = cfg["vision_cfg"].get("patch_size", 16)
         if image_size % patch:
-            raise ValueError(f"image_size {image_size} is not a multiple of the patch size {patch}")
+            raise SettingsError(f"image_size {image_size} is not a multiple of the patch size {patch}")
         cfg["vision_cfg"]["image_size"] = image_size
     model_class = open_clip.CustomTextCLIP if cfg.pop("custom_text", False) else open_clip.CLIP
     model = model_class(**cfg)

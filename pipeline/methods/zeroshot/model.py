@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from pipeline.errors import MissingFileError
 from pipeline.methods.base import Prediction
 from pipeline.methods.settings_io import settings_from_dict
 from pipeline.methods.zeroshot.clip import (
@@ -148,7 +149,7 @@ def load_zeroshot(folder: Path) -> ZeroShotModel:
     """Inverse of ``save_zeroshot``."""
     path = Path(folder) / MODEL_FILE
     if not path.exists():
-        raise FileNotFoundError(f"no zero-shot model in {folder} (expected {MODEL_FILE}); run `fit --method zeroshot` first")
+        raise MissingFileError(f"no zero-shot model in {folder} (expected {MODEL_FILE}); run `fit --method zeroshot` first")
     tensors, meta = load_safetensors(path)
     settings = settings_from_dict(ZeroShotSettings, json.loads(meta["settings"]), "zeroshot", tuples=TUPLE_FIELDS)
     return ZeroShotModel(

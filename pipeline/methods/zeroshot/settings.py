@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from pipeline.errors import SettingsError
 from pipeline.models.weights import CLIP_ARCHITECTURE_ENV, CLIP_DEFAULT_ARCHITECTURE
 
 METHOD = "zeroshot"
@@ -89,17 +90,17 @@ class ZeroShotSettings:
         for name in ("normal_templates", "abnormal_templates"):
             templates = getattr(self, name)
             if not templates or any(OBJECT_SLOT not in t for t in templates):
-                raise ValueError(f"{name} must be non-empty and every template must contain {OBJECT_SLOT}")
+                raise SettingsError(f"{name} must be non-empty and every template must contain {OBJECT_SLOT}")
         if not self.object_name.strip():
-            raise ValueError("object_name must not be empty")
+            raise SettingsError("object_name must not be empty")
         if not self.layers:
-            raise ValueError("layers must name at least one ViT block")
+            raise SettingsError("layers must name at least one ViT block")
         if self.temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+            raise SettingsError(f"temperature must be > 0, got {self.temperature}")
         if not 0 < self.top_fraction <= 1:
-            raise ValueError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
+            raise SettingsError(f"top_fraction must be in (0, 1], got {self.top_fraction}")
         if not 0 <= self.global_weight <= 1:
-            raise ValueError(f"global_weight must be in [0, 1], got {self.global_weight}")
+            raise SettingsError(f"global_weight must be in [0, 1], got {self.global_weight}")
 
     def prompts(self) -> tuple[list[str], list[str]]:
         """(normal, abnormal) prompts with the object word filled in."""

@@ -19,6 +19,7 @@ from scipy.sparse.csgraph import connected_components
 from skimage.color import rgb2lab
 from skimage.segmentation import felzenszwalb, find_boundaries, slic
 
+from pipeline.errors import SettingsError
 from pipeline.pseudolabels.adapters.base import Box
 from pipeline.pseudolabels.adapters.regions import absorb_thin_regions, refine_boundaries
 from pipeline.pseudolabels.masks import border_background
@@ -36,11 +37,11 @@ class ClassicSegmenter:
 
     def __init__(self, settings: ClassicSettings = ClassicSettings()) -> None:
         if settings.method not in ("felzenszwalb", "slic", "both"):
-            raise ValueError(f"unknown classic method {settings.method!r}; choose felzenszwalb, slic or both")
+            raise SettingsError(f"unknown classic method {settings.method!r}; choose felzenszwalb, slic or both")
         if settings.absorb_order not in ABSORB_ORDERS:
-            raise ValueError(f"unknown absorb order {settings.absorb_order!r}; choose one of {ABSORB_ORDERS}")
+            raise SettingsError(f"unknown absorb order {settings.absorb_order!r}; choose one of {ABSORB_ORDERS}")
         if settings.grabcut_backend not in ("auto", "opencv", "skimage"):
-            raise ValueError(f"unknown GrabCut backend {settings.grabcut_backend!r}")
+            raise SettingsError(f"unknown GrabCut backend {settings.grabcut_backend!r}")
         self.settings = settings
         self._last: tuple[bytes, np.ndarray] | None = None
 
@@ -119,7 +120,7 @@ def absorb_thin(
     (``regions.absorb_thin_regions``; ``rounds`` then does not apply).
     """
     if order not in ABSORB_ORDERS:
-        raise ValueError(f"unknown absorb order {order!r}; choose one of {ABSORB_ORDERS}")
+        raise SettingsError(f"unknown absorb order {order!r}; choose one of {ABSORB_ORDERS}")
     if min_thickness <= 0:
         return labels
     colours = rgb2lab(image.astype(np.float32) / 255.0)

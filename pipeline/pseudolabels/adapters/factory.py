@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from pipeline.errors import NotReadyError, SettingsError
 from pipeline.models.weights import REGISTRY, SHARED_DIR_ENV, resolve_weights, weight_status
 from pipeline.pseudolabels.adapters.base import Box, BoxDetector, Segmenter, Tagger
 
@@ -91,7 +92,7 @@ def choose_detector(
     drawn = {key: list(boxes) for key, boxes in (references or {}).items() if boxes}
     if kind == "manual":
         if not drawn:
-            raise ValueError(
+            raise NotReadyError(
                 "the manual detector needs boxes drawn on at least one reference image (Masks page); "
                 "use --detector none for automatic proposals only"
             )
@@ -151,7 +152,7 @@ def model_unavailable(key: str) -> str:
 
 def _check_kind(kind: str, allowed: tuple[str, ...], what: str) -> None:
     if kind not in allowed:
-        raise ValueError(f"unknown {what} {kind!r}; choose one of: {', '.join(allowed)}")
+        raise SettingsError(f"unknown {what} {kind!r}; choose one of: {', '.join(allowed)}")
 
 
 def _unavailable(key: str, explicit: Path | str | None = None) -> str:

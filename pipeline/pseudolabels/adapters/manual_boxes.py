@@ -15,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
+from pipeline.errors import NotReadyError
 from pipeline.pseudolabels.adapters import templates
 from pipeline.pseudolabels.adapters.base import Box, Segmenter
 from pipeline.pseudolabels.adapters.tagger import normalise_tag
@@ -108,7 +109,7 @@ class ManualBoxDetector:
                 examples before the reference itself was passed to ``detect``.
         """
         if not any(references.values()):
-            raise ValueError("the manual detector needs at least one box drawn on a reference image")
+            raise NotReadyError("the manual detector needs at least one box drawn on a reference image")
         self.references = {key: list(boxes) for key, boxes in references.items() if boxes}
         self.segmenter = segmenter if segmenter is not None else _classic_segmenter()
         self.embed = embed

@@ -17,6 +17,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pipeline.errors import SettingsError
 from pipeline.models.backbones import load_state_file
 from pipeline.models.weights import IncompatibleWeightsError, resolve_weights
 from pipeline.pseudolabels.adapters.base import Box
@@ -83,7 +84,7 @@ def build_sam(
             ``MissingWeightsError``); a path loads that file; ``None`` keeps random weights.
     """
     if model_type not in MODEL_TYPES:
-        raise ValueError(f"unknown SAM model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
+        raise SettingsError(f"unknown SAM model type {model_type!r}; choose one of {', '.join(MODEL_TYPES)}")
     from segment_anything import sam_model_registry
 
     key = f"sam_{model_type}"
