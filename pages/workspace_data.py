@@ -9,15 +9,19 @@ import streamlit as st
 
 from app import loaders
 from app.state import current_workspace, require_category, set_workspace_path, workspace_path
-from pipeline.data.discover import find_categories, load_category
+from pipeline.data.import_plan import LAYOUT_NAMES
+from pipeline.data.importer import IMPORT_LAYOUTS, import_into_workspace, plan_imports
 from pipeline.data.samples import DataError
 from pipeline.data.synth import SynthSettings
 from pipeline.demo import add_demo_data
+from pipeline.errors import UserError
 from pipeline.methods import METHODS
 from pipeline.workspace import Workspace, WorkspaceError
 
 # Optional session override of the demo generator's counts (tests use tiny demos).
 DEMO_SETTINGS_KEY = "demo_settings"
+# The plans read by "Check folder", waiting for the Import button.
+IMPORT_PLANS_KEY = "import_plans"
 
 
 def _open_section() -> None:
@@ -50,30 +54,61 @@ def _demo_section(ws: Workspace) -> None:
 
 def _import_section(ws: Workspace) -> None:
     with st.form("import_data"):
-        st.markdown("**Import data** — a folder in MVTec LOCO AD layout (`train/good`, `validation/good`, `test/...`), "
-                    "a folder of such categories, or a plain folder with `good/` (and optional `bad/`).")
+        st.markdown("**Import data** — MVTec LOCO AD (`train/good`, `validation/good`, `test/...`) or a folder of such "
+                    "categories, a plain folder with `good/` (and optional `bad/`), `images/` + `masks/` folders, or "
+                    "YOLO segmentation labels (`images/` + `labels/`). The last two are copied into the workspace.")
         folder = st.text_input("Data folder", key="import_folder")
-        if st.form_submit_button("Import"):
-            if not folder.strip():
-                st.error("Enter the data folder to import.")
-                return
-            _import(ws, Path(folder.strip()))
+        layout = st.selectbox("Layout", IMPORT_LAYOUTS, key="import_layout", format_func=_layout_label)
+        name = st.text_input("Category name (optional)", key="import_name",
+                             help="For image + mask and YOLO sets; default: the folder's name.")
+        if st.form_submit_button("Check folder"):
+            _plan(folder.strip(), layout, name.strip() or None)
+    _pending_import(ws)
 
 
-def _import(ws: Workspace, folder: Path) -> None:
-    if not folder.is_dir():
+def _layout_label(layout: str) -> str:
+    return "detect automatically" if layout == "auto" else LAYOUT_NAMES[layout]
+
+
+def _plan(folder: str, layout: str, name: str | None) -> None:
+    """Read the folder and keep the plans for the Import button; nothing is written yet."""
+    st.session_state.pop(IMPORT_PLANS_KEY, None)
+    if not folder:
+        st.error("Enter the data folder to import.")
+        return
+    if not Path(folder).is_dir():
         st.error(f"Folder `{folder}` does not exist.")
         return
-    names = find_categories(folder)
-    roots = [folder / n for n in names] if names else [folder]
-    for root in roots:
+    try:
+        with st.spinner("Reading every image…"):
+            found = plan_imports(Path(folder), layout, name)
+    except DataError as err:
+        st.error(str(err))
+        return
+    for error in found.errors:
+        st.error(error)
+    if found.plans:
+        st.session_state[IMPORT_PLANS_KEY] = found.plans
+
+
+def _pending_import(ws: Workspace) -> None:
+    """The checked plans, then the button that registers (and for some layouts copies) them."""
+    plans = st.session_state.get(IMPORT_PLANS_KEY)
+    if not plans:
+        return
+    for plan in plans:
+        st.code(plan.summary(), language=None)
+    if not st.button("Import", key="import_button", type="primary"):
+        return
+    del st.session_state[IMPORT_PLANS_KEY]
+    for plan in plans:
         try:
-            data = load_category(root)
-        except DataError as err:
-            st.error(str(err))
+            with st.spinner(f"Importing `{plan.name}`…"):
+                import_into_workspace(ws, plan)
+        except UserError as err:  # e.g. a file changed or vanished since the check
+            st.error(f"`{plan.name}` not imported: {err}")
             continue
-        ws.add_category(root.name, root.resolve(), data.layout)
-        st.success(f"Imported `{root.name}`: {len(data.samples)} images, {len(data.bad_files)} unreadable.")
+        st.success(f"Imported `{plan.name}`: {plan.n_good + plan.n_defective} images, {len(plan.bad_files)} unreadable.")
 
 
 def _overview(ws: Workspace) -> None:

@@ -9,8 +9,9 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.data.discover import find_categories, load_category
+from pipeline.data.discover import category_root, load_category
 from pipeline.data.images import ImageReadError, load_rgb
+from pipeline.data.importer import import_into_workspace, plan_imports
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.subtypes import weakest_first
@@ -50,19 +51,6 @@ class TqdmProgress:
             self._bar = None
 
 
-def category_root(data: Path, category: str) -> Path:
-    """The folder of ``category`` under ``data`` (or ``data`` itself when it is that category)."""
-    if not data.is_dir():
-        raise DataError(f"data folder {data} does not exist")
-    candidate = data / category
-    if candidate.is_dir():
-        return candidate
-    if data.name == category:
-        return data
-    found = find_categories(data)
-    raise DataError(f"no category {category!r} in {data}; found: {', '.join(found) or 'none'}")
-
-
 def register_category(workspace: Workspace, data: Path, category: str) -> None:
     """Add (or refresh) a category in the workspace after checking its data loads."""
     root = category_root(data, category).resolve()
@@ -93,6 +81,8 @@ def fit_command(
         f"fitted {method} on {category}: {summary.n_train} train images in {summary.seconds:.1f} s; "
         f"threshold {summary.threshold:.4g} flags {summary.flagged} of {summary.n_validation} good validation images"
     )
+    for note in summary.notes:
+        print(note)
     return 0
 
 
@@ -242,11 +232,18 @@ def doctor_command() -> int:
     return 0
 
 
-def import_command(workspace: Path, data: Path, categories: list[str] | None) -> int:
+def import_command(
+    workspace: Path, data: Path, categories: list[str] | None, category: str | None = None, layout: str = "auto"
+) -> int:
+    """Plan the import (printed), then register: LOCO / plain folders in place, others converted."""
+    found = plan_imports(data, layout, category, categories or ())
+    if found.errors:  # nothing is registered when part of the request cannot be
+        raise DataError(" ".join(found.errors))
     ws = Workspace.open(workspace, create=True)
-    for name in categories or find_categories(data) or [data.name]:
-        register_category(ws, data, name)
-        print(f"registered {name}")
+    for plan in found.plans:
+        print(plan.summary())
+        import_into_workspace(ws, plan)
+        print(f"registered {plan.name}")
     return 0
 
 

@@ -13,9 +13,13 @@ LAYOUTS_HELP = (
     "<category>/validation/good/*.png, optional <category>/test/{good,logical_anomalies,"
     "structural_anomalies}/*.png and <category>/ground_truth/...; (2) plain folders: "
     "<category>/good/*.png with an optional <category>/bad/ (images, or logical/ and "
-    "structural/ sub-folders); validation images are then split from the good ones."
+    "structural/ sub-folders); validation images are then split from the good ones; "
+    "(3) image + mask folders: <root>/images/* with <root>/masks/* of the same names, "
+    "optionally in split folders (<root>/<split>/images or <root>/images/<split>), an empty or "
+    "missing mask meaning a good image; (4) YOLO segmentation labels: <root>/images/[<split>/]* "
+    "with <root>/labels/[<split>/]*.txt, an empty or missing label file meaning a good image."
 )
-"""Both layouts in one sentence, appended to errors about unrecognised folders."""
+"""Every accepted layout in one sentence, appended to errors about unrecognised folders."""
 
 
 def _is_folder_category(root: Path) -> bool:
@@ -41,6 +45,19 @@ def load_category(root: Path) -> CategoryData:
             root / "good", bad_dir if bad_dir.is_dir() else None, name=root.name
         )
     raise DataError(f"{root} is not a category folder. {LAYOUTS_HELP}")
+
+
+def category_root(data: Path, category: str) -> Path:
+    """The folder of ``category`` under ``data`` (or ``data`` itself when it is that category)."""
+    if not data.is_dir():
+        raise DataError(f"data folder {data} does not exist")
+    candidate = data / category
+    if candidate.is_dir():
+        return candidate
+    if data.name == category:
+        return data
+    found = find_categories(data)
+    raise DataError(f"no category {category!r} in {data}; found: {', '.join(found) or 'none'}")
 
 
 def find_categories(data_root: Path) -> list[str]:

@@ -12,7 +12,8 @@ from pipeline.workspace import Workspace
 
 PAGE = "pages/workspace_data.py"
 OPEN_BUTTON = "FormSubmitter:open_workspace-Open workspace"
-IMPORT_BUTTON = "FormSubmitter:import_data-Import"
+CHECK_BUTTON = "FormSubmitter:import_data-Check folder"
+IMPORT_BUTTON = "import_button"
 TINY_DEMO = dict(categories=("pin_tray",), n_train=8, n_validation=4, n_test_good=4, n_logical=3, n_structural=4, size=128)
 
 
@@ -22,8 +23,19 @@ def _category_table(at):
     return tables[0]
 
 
-def _import(app, at, folder: Path):
+def _check(app, at, folder: Path, **fields):
+    """Type the folder (and ``layout`` / ``name``), press "Check folder": the plan, nothing written."""
     at.text_input("import_folder").input(str(folder))
+    if "layout" in fields:
+        at.selectbox("import_layout").set_value(fields["layout"])
+    if "name" in fields:
+        at.text_input("import_name").input(fields["name"])
+    at.button(CHECK_BUTTON).click()
+    return app.run(at)
+
+
+def _import(app, at, folder: Path, **fields):
+    at = _check(app, at, folder, **fields)
     at.button(IMPORT_BUTTON).click()
     return app.run(at)
 
@@ -52,7 +64,7 @@ def test_form_creates_and_opens_a_workspace(app, tmp_path):
     assert Workspace.open(target, create=False).categories() == []
     assert [c.value for c in at.sidebar.caption] == [f"Workspace: `{target}`"]
     assert "No data yet" in at.info[-1].value
-    assert {b.key for b in at.button} == {OPEN_BUTTON, "demo_button", IMPORT_BUTTON}
+    assert {b.key for b in at.button} == {OPEN_BUTTON, "demo_button", CHECK_BUTTON}
 
 
 def test_form_refuses_a_missing_folder_when_not_creating(app, tmp_path):
@@ -136,8 +148,9 @@ def test_import_of_an_unusable_folder_shows_an_error(app, tmp_path, case):
     elif case == "mislaid":  # images straight in the folder, no good/ or train/good/
         for i in range(3):
             _write_png(folder / f"img_{i}.png", np.full((16, 16, 3), 40 * i, np.uint8))
-    at = _import(app, app.open(ws_path), folder)
+    at = _check(app, app.open(ws_path), folder)
     assert len(at.error) == 1
+    assert IMPORT_BUTTON not in [b.key for b in at.button]
     expected = "does not exist" if case == "missing" else "is not a category folder"
     assert expected in at.error[0].value
     assert not at.success
@@ -169,3 +182,53 @@ def test_unreadable_and_grayscale_files_are_reported(app, tmp_path):
     assert [Path(p).name for p in bad[0]["file"]] == ["broken.png"]
     assert "not an image" in bad[0]["reason"][0]
     assert "gray_part.png" in [c.value for c in at.caption]
+
+
+def test_a_mask_set_shows_its_plan_and_the_button_converts_it(app, tmp_path):
+    ws_path = tmp_path / "ws"
+    Workspace.create(ws_path)
+    root = tmp_path / "plates"
+    rng = np.random.default_rng(1)
+    for i in range(4):
+        _write_png(root / "images" / f"good_{i}.png", rng.integers(0, 255, (16, 24, 3), dtype=np.uint8))
+    _write_png(root / "masks" / "good_0.png", np.zeros((16, 24), np.uint8))  # empty mask: good
+    _write_png(root / "images" / "dent.png", rng.integers(0, 255, (16, 24, 3), dtype=np.uint8))
+    mask = np.zeros((16, 24), np.uint8)
+    mask[4:9, 3:12] = 7
+    _write_png(root / "masks" / "dent.png", mask)
+    (root / "images" / "broken.png").write_bytes(b"half a file")
+
+    at = _check(app, app.open(ws_path), root, name="steel")
+    [summary] = [c.value for c in at.code]
+    assert summary.startswith(f"steel: image + mask folders in {root}")
+    assert "4 good, 1 defective, 1 skipped, 0 grayscale" in summary and "broken.png" in summary
+    assert Workspace.open(ws_path).categories() == [] and not (ws_path / "data").exists()  # nothing written yet
+
+    at.button(IMPORT_BUTTON).click()
+    app.run(at)
+    assert [s.value for s in at.success] == ["Imported `steel`: 5 images, 1 unreadable."]
+    app.run(at)
+    assert not at.code and IMPORT_BUTTON not in [b.key for b in at.button]  # the plan is spent
+    [record] = Workspace.open(ws_path).categories()
+    assert (record.name, record.layout, Path(record.data_root)) == ("steel", "loco", ws_path / "data" / "steel")
+    row = _category_table(at).set_index("category").loc["steel"]
+    assert int(row["test/structural"]) == 1 and int(row["unreadable"]) == 0
+    gt = np.asarray(Image.open(ws_path / "data" / "steel" / "ground_truth" / "structural_anomalies" / "dent" / "000.png"))
+    np.testing.assert_array_equal(gt, (mask > 0).astype(np.uint8) * 255)
+
+
+def test_a_yolo_set_chosen_by_layout(app, tmp_path):
+    ws_path = tmp_path / "ws"
+    Workspace.create(ws_path)
+    root = tmp_path / "kolektor" / "Datasets"
+    rng = np.random.default_rng(2)
+    for i in range(4):
+        _write_png(root / "images" / "train" / f"{i:03d}.png", rng.integers(0, 255, (20, 10), dtype=np.uint8))
+    (root / "labels" / "train").mkdir(parents=True)
+    (root / "labels" / "train" / "000.txt").write_text("0 0.2 0.2 0.8 0.2 0.8 0.8\n")
+    (root / "labels" / "train" / "001.txt").write_text("")
+
+    at = _import(app, app.open(ws_path), root, layout="yolo")
+    assert [s.value for s in at.success] == ["Imported `kolektor`: 4 images, 0 unreadable."]
+    row = _category_table(at).set_index("category").loc["kolektor"]
+    assert (int(row["test/structural"]), int(row["grayscale"])) == (1, 4)
