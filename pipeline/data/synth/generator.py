@@ -9,10 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.data.samples import LOCO_KIND_FOLDERS, SPLITS
-from pipeline.data.synth import bottle, cable_connector, fastener_kit, pin_tray
+from pipeline.data.synth import bottle, cable_connector, fastener_kit, pin_tray, textured_plate
 from pipeline.data.synth.spec import CategorySpec
 from pipeline.data.synth.writer import (COMPONENTS_DIR, GROUND_TRUTH_DIR, image_relpath, staged_folder, write_info,
                                         write_sample)
+from pipeline.errors import SettingsError
 from pipeline.methods.base import ProgressFn, no_progress
 
 CATEGORIES: dict[str, CategorySpec] = {
@@ -20,8 +21,14 @@ CATEGORIES: dict[str, CategorySpec] = {
     "cable_connector": cable_connector.SPEC,
     "fastener_kit": fastener_kit.SPEC,
     "bottle": bottle.SPEC,
+    "textured_plate": textured_plate.SPEC,
 }
 """Every synthetic category by name."""
+
+DEFAULT_CATEGORIES: tuple[str, ...] = ("pin_tray", "cable_connector", "fastener_kit", "bottle")
+"""What ``SynthSettings`` writes when no categories are named: the demo's set. Both demos (``python
+-m pipeline demo`` and the app's demo button) use it, so a category added later (``textured_plate``)
+is opt-in and does not lengthen the demo; ``python -m pipeline synth`` still writes every category."""
 
 _KIND_CODES = {"good": 0, "logical": 1, "structural": 2}
 """Stable numbers for seeding; never reorder (it would change every generated image)."""
@@ -35,18 +42,19 @@ class SynthSettings:
 
     Attributes:
         out: output folder; each category goes to ``out/<category>``.
-        categories: category names, all by default.
+        categories: category names; ``DEFAULT_CATEGORIES`` (not all of ``CATEGORIES``) by default.
         seed: base seed; the same settings always give byte-identical files.
         n_train: good training images.
         n_validation: good validation images.
         n_test_good: good test images.
-        n_logical: logical-anomaly test images (subtypes cycle in a fixed order).
+        n_logical: logical-anomaly test images (subtypes cycle in a fixed order); a category without
+            logical subtypes (``textured_plate``) gets none, whatever this says.
         n_structural: structural-anomaly test images (subtypes cycle in a fixed order).
         size: side of the square images in pixels.
     """
 
     out: Path
-    categories: tuple[str, ...] = tuple(CATEGORIES)
+    categories: tuple[str, ...] = DEFAULT_CATEGORIES
     seed: int = 0
     n_train: int = 60
     n_validation: int = 20
@@ -63,9 +71,9 @@ class SynthSettings:
             category_spec(name)
         counts = (self.n_train, self.n_validation, self.n_test_good, self.n_logical, self.n_structural)
         if min(counts) < 0 or self.seed < 0:
-            raise ValueError("image counts and the seed must not be negative")
+            raise SettingsError("image counts and the seed must not be negative")
         if self.size < MIN_SIZE:
-            raise ValueError(f"size must be at least {MIN_SIZE} px, got {self.size}")
+            raise SettingsError(f"size must be at least {MIN_SIZE} px, got {self.size}")
 
 
 @dataclass(frozen=True)
@@ -79,20 +87,25 @@ class ImageJob:
 
 
 def category_spec(name: str) -> CategorySpec:
-    """The category called ``name``; a ``ValueError`` lists the valid names otherwise."""
+    """The category called ``name``; a ``SettingsError`` lists the valid names otherwise."""
     if name not in CATEGORIES:
-        raise ValueError(f"unknown synthetic category {name!r}; valid names: {', '.join(CATEGORIES)}")
+        raise SettingsError(f"unknown synthetic category {name!r}; valid names: {', '.join(CATEGORIES)}")
     return CATEGORIES[name]
 
 
 def plan(spec: CategorySpec, settings: SynthSettings) -> list[ImageJob]:
-    """Every image of a category in writing order; anomaly subtypes cycle so each is balanced."""
+    """Every image of a category in writing order; anomaly subtypes cycle so each is balanced.
+
+    An anomaly kind the category has no subtypes of gets no images (a surface has no logical
+    anomalies): an empty folder is a valid LOCO layout, a good image filed as an anomaly is not.
+    """
     groups = (("train", "good", settings.n_train), ("validation", "good", settings.n_validation),
               ("test", "good", settings.n_test_good), ("test", "logical", settings.n_logical),
               ("test", "structural", settings.n_structural))
     jobs = []
     for split, kind, n in groups:
         subtypes = spec.anomaly_kinds(kind)
+        n = n if kind == "good" or subtypes else 0
         jobs += [ImageJob(split, kind, i, subtypes[i % len(subtypes)] if subtypes else None) for i in range(n)]
     return jobs
 

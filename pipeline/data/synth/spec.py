@@ -21,8 +21,9 @@ class CategorySpec:
     Attributes:
         name: short snake_case name, also the output folder name.
         classes: component class id -> name (0 = background is implicit).
-        rules: the logical rules a good image obeys, in plain words.
-        logical: logical anomaly kinds (rule broken, nothing damaged).
+        rules: the logical rules a good image obeys, in plain words (none for a bare surface).
+        logical: logical anomaly kinds (rule broken, nothing damaged); may be empty, and the
+            generator then writes no logical test images.
         structural: structural anomaly kinds (damage, contamination).
         render: draws one image, see ``RenderFn``.
     """

@@ -10,19 +10,22 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from pipeline.data.synth import CATEGORIES, SynthSettings, generate, generate_category, image_rng, plan
+from pipeline.data.synth import (CATEGORIES, DEFAULT_CATEGORIES, SynthSettings, generate, generate_category, image_rng,
+                                  plan)
 from pipeline.data.synth import generator as synth_generator
 
 SIZE = 96
 COUNTS = dict(n_train=2, n_validation=2, n_test_good=2, n_logical=4, n_structural=4)
 EIGHT = np.ones((3, 3), dtype=bool)
 FOLDERS = ("train/good", "validation/good", "test/good", "test/logical_anomalies", "test/structural_anomalies")
+SURFACES = ("textured_plate",)
+"""Bare-surface categories: no rules, no logical anomalies, deliberately subtle defects."""
 
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("synth")
-    generate(SynthSettings(out=out, size=SIZE, **COUNTS))
+    generate(SynthSettings(out=out, categories=tuple(CATEGORIES), size=SIZE, **COUNTS))
     return out
 
 
@@ -98,8 +101,13 @@ def _bottle_problems(comp: np.ndarray, image: np.ndarray) -> list[str]:
     return problems
 
 
+def _plate_problems(comp: np.ndarray, image: np.ndarray) -> list[str]:
+    """No rules: the plate, one class, fills the whole frame whatever the image shows."""
+    return [] if (comp == 1).all() else [f"{(comp != 1).mean():.1%} of the frame is not plate"]
+
+
 CHECKERS = {"pin_tray": _pin_tray_problems, "fastener_kit": _fastener_problems, "cable_connector": _cable_problems,
-            "bottle": _bottle_problems}
+            "bottle": _bottle_problems, "textured_plate": _plate_problems}
 
 
 def _render(name: str, seed: int, anomaly: str | None):
@@ -116,7 +124,8 @@ def test_every_category_has_a_rule_checker_here():
 def test_layout(dataset, name):
     root = dataset / name
     spec = CATEGORIES[name]
-    for folder, n in zip(FOLDERS, COUNTS.values()):
+    for folder, kind, n in zip(FOLDERS, ("good", "good", "good", "logical", "structural"), COUNTS.values()):
+        n = n if spec.anomaly_kinds(kind) or kind == "good" else 0  # a surface has no logical anomalies
         names = sorted(p.name for p in (root / folder).iterdir())
         assert names == [f"{i:03d}.png" for i in range(n)], folder
         for file in names:
@@ -144,7 +153,8 @@ def test_info_describes_every_anomaly_image(dataset, name):
     info = json.loads((dataset / name / "synth_info.json").read_text())
     spec = CATEGORIES[name]
     assert info["category"] == name and info["seed"] == 0 and info["size"] == SIZE
-    assert info["classes"] == {str(k): v for k, v in spec.classes.items()} and info["rules"]
+    assert info["classes"] == {str(k): v for k, v in spec.classes.items()}
+    assert info["rules"] or not spec.logical, "a category with logical anomalies states its rules"
     on_disk = {str(p.relative_to(dataset / name)) for p in (dataset / name / "test").rglob("*anomalies/*.png")}
     assert set(info["images"]) == on_disk
     logical = [v for k, v in info["images"].items() if "logical" in k]
@@ -202,9 +212,11 @@ def test_structural_anomalies_are_local_damage_that_keeps_the_rules(name):
             assert CHECKERS[name](rendered.components, rendered.image) == [], f"{name}/{anomaly} seed {seed}"
 
 
-@pytest.mark.parametrize("name", sorted(CATEGORIES))
+@pytest.mark.parametrize("name", sorted(set(CATEGORIES) - set(SURFACES)))
 def test_defects_are_visible_in_the_image(name):
-    """Inside a stain/scratch mask the pixels differ clearly from the same scene without it."""
+    """Inside a stain/scratch mask the pixels differ clearly from the same scene without it.
+
+    Surfaces are left out: their defects are subtle on purpose (see the textured_plate tests)."""
     for anomaly in ("stain", "scratch"):
         if anomaly not in CATEGORIES[name].structural:
             continue
@@ -269,3 +281,85 @@ def test_interrupted_rerun_keeps_the_previous_complete_category(tmp_path, monkey
         generate_category("pin_tray", SynthSettings(out=tmp_path, seed=3, size=64, n_train=1))
     assert _files(tmp_path / "pin_tray") == before
     assert [p.name for p in tmp_path.iterdir()] == ["pin_tray"]
+
+
+# --- textured_plate: a bare surface with structural defects only ------------------------------------
+
+def _grown(mask: np.ndarray, px: int) -> np.ndarray:
+    return ndimage.binary_dilation(mask > 0, structure=EIGHT, iterations=px)
+
+
+def test_default_set_and_both_demos_leave_the_surface_out(tmp_path, monkeypatch):
+    from pipeline import demo
+
+    assert "textured_plate" in CATEGORIES and "textured_plate" not in DEFAULT_CATEGORIES
+    assert SynthSettings(out=tmp_path).categories == DEFAULT_CATEGORIES
+    assert set(DEFAULT_CATEGORIES) == {"pin_tray", "cable_connector", "fastener_kit", "bottle"}
+    seen = []
+    monkeypatch.setattr(demo, "add_demo_data", lambda ws, settings, progress: seen.append(settings) or ())
+    demo.prepare_demo(tmp_path)
+    assert seen[0].categories == DEFAULT_CATEGORIES
+
+
+def test_textured_plate_has_only_structural_anomalies(dataset):
+    root, spec = dataset / "textured_plate", CATEGORIES["textured_plate"]
+    assert spec.logical == () and spec.structural == ("scratch", "pore", "crack", "dent", "stain")
+    assert not any((root / "test" / "logical_anomalies").iterdir())
+    assert not any((root / "ground_truth" / "logical_anomalies").iterdir())
+    assert [j.kind for j in plan(spec, SynthSettings(out=Path("."), n_logical=9)) if j.kind == "logical"] == []
+    info = json.loads((root / "synth_info.json").read_text())
+    assert info["logical_anomalies"] == [] and info["rules"] == [] and info["classes"] == {"1": "plate"}
+    assert sorted(info["images"].values()) == sorted(spec.structural[:COUNTS["n_structural"]])
+
+
+def test_textured_plate_good_images_vary_like_photos(dataset):
+    images = [_load(p).astype(float) for p in sorted((dataset / "textured_plate").glob("*/good/*.png"))]
+    assert len(images) == 6
+    for i, a in enumerate(images):
+        for b in images[i + 1:]:
+            assert np.abs(a - b).mean() > 3
+    # Exposure and lighting change too, not only the texture's noise.
+    assert np.ptp([im.mean() for im in images]) > 5
+    for im in images:
+        assert np.ptp(im.mean(axis=2)) > 30, "a flat plate without texture or lighting"
+        channels = im.reshape(-1, 3).mean(axis=0)
+        assert np.ptp(channels) < 0.08 * channels.mean(), "steel is (nearly) grey"
+
+
+@pytest.mark.parametrize("anomaly", CATEGORIES["textured_plate"].structural)
+def test_surface_defect_lies_where_the_image_changes(anomaly):
+    """Compared with the same plate rendered without it, a defect changes the image inside its
+    mask (visibly) and nowhere else beyond the mask's rim; masks are small (subtle defects)."""
+    render = CATEGORIES["textured_plate"].render
+    for seed in range(5):
+        good = render(np.random.default_rng([seed, 3]), 256, None)
+        bad = render(np.random.default_rng([seed, 3]), 256, anomaly)
+        assert good.masks == () and len(bad.masks) == 1
+        mask = bad.masks[0] > 0
+        assert 0.0005 < mask.mean() < 0.04, f"{anomaly} seed {seed}: mask covers {mask.mean():.2%}"
+        diff = np.abs(bad.image.astype(float) - good.image.astype(float)).max(axis=2)
+        assert diff[~_grown(bad.masks[0], 2)].max() <= 1, f"{anomaly} seed {seed}: change outside its mask"
+        assert diff[mask].mean() > 3 and diff[mask].max() > 12, f"{anomaly} seed {seed}: invisible"
+
+
+def test_cracks_are_thin_and_dark():
+    render = CATEGORIES["textured_plate"].render
+    for seed in range(5):
+        good = render(np.random.default_rng([seed, 4]), 256, None).image.astype(float).mean(axis=2)
+        bad = render(np.random.default_rng([seed, 4]), 256, "crack")
+        dark = (good - bad.image.astype(float).mean(axis=2)) > 12
+        assert dark.any() and not (dark & ~(bad.masks[0] > 0)).any()
+        # Thin: eroding a 2-3 px line twice leaves nothing of it but a pixel or two where a branch forks.
+        thick = ndimage.binary_erosion(dark, iterations=2).sum()
+        assert thick <= 0.03 * dark.sum(), f"seed {seed}: crack thicker than ~3 px"
+
+
+def test_textured_plate_is_deterministic_per_seed(dataset, tmp_path):
+    again = generate_category("textured_plate", SynthSettings(out=tmp_path, size=SIZE, **COUNTS))
+    assert _files(again) == _files(dataset / "textured_plate")
+    render = CATEGORIES["textured_plate"].render
+    first, second = (render(np.random.default_rng(5), SIZE, "dent") for _ in range(2))
+    assert np.array_equal(first.image, second.image) and np.array_equal(first.masks[0], second.masks[0])
+    assert not np.array_equal(first.image, render(np.random.default_rng(6), SIZE, "dent").image)
+    with pytest.raises(ValueError, match="missing_pin"):
+        render(np.random.default_rng(0), SIZE, "missing_pin")
