@@ -20,6 +20,7 @@ from app import loaders
 from app.state import require_category, require_workspace
 from pipeline.pseudolabels import confidence, curation, edits, render, store
 from pipeline.pseudolabels.export import label_maps_zip
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.workspace import Workspace
 
 # Thumbnails shown per cluster row.
@@ -262,7 +263,13 @@ def clusters_page() -> None:
     ws = require_workspace()
     category = require_category(ws, key="clusters_category")
     state = store.load_state(ws, category)
+    if state.run and is_surface(ws, category):
+        st.info(f"**{category}**: {SURFACE_MESSAGE}. AeCSAD and CSAD score it with the students and patch "
+                "retrieval; the histogram method with patch retrieval alone.")
     if not state.cluster_names:
+        if state.run:  # built, and nothing came out: the note above says what follows
+            st.page_link("pages/train.py", label="Next: train on the Train page", icon=":material/arrow_forward:")
+            return
         st.info(f"No clusters yet for **{category}**. Build masks on the Masks page first.")
         st.page_link("pages/masks.py", label="Go to Masks", icon=":material/layers:")
         return

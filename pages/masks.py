@@ -24,6 +24,7 @@ from pipeline.pseudolabels.adapters.base import Box
 from pipeline.pseudolabels.adapters.factory import DETECTORS, SEGMENTERS, model_unavailable
 from pipeline.pseudolabels.run import run_pseudo_labels, seed_of, with_seed
 from pipeline.pseudolabels.settings import ClassicSettings, ClusterSettings, MaskSettings, PseudoLabelSettings
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.pseudolabels.tag_curation import category_tags
 from pipeline.workspace import Workspace
 
@@ -151,7 +152,7 @@ def _build(ws: Workspace, category: str, config: RunConfig) -> None:
     _say(category, "success", "  \n".join(format_summary(summary) + lines))
 
 
-def _summary(state: store.PseudoLabelState) -> None:
+def _summary(ws: Workspace, state: store.PseudoLabelState) -> None:
     run = state.run
     cols = st.columns(4)
     cols[0].metric("Images", run.get("n_images", len(state.components)))
@@ -160,6 +161,8 @@ def _summary(state: store.PseudoLabelState) -> None:
     cols[3].metric("Reliable (D_L)", f"{len(state.reliable)} of {len(state.reliable) + len(state.unreliable)}")
     st.caption(f"Detector: {run.get('detector_message', '?')}. Segmenter: {run.get('segmenter_message', '?')}. "
                f"Last build {run.get('finished_at', '?')} ({run.get('seconds', 0):.1f} s).")
+    if run and is_surface(ws, state.category):
+        st.info(f"{SURFACE_MESSAGE}.")
 
 
 def _step(delta: int, n: int) -> None:
@@ -331,7 +334,7 @@ def masks_page() -> None:
         return
     state = store.load_state(ws, category)
     if state.done:
-        _summary(state)
+        _summary(ws, state)
     else:
         st.info(f"No masks yet for **{category}**: press **Build masks and clusters** "
                 "(you can draw boxes for the manual detector first, below).")

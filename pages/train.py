@@ -229,6 +229,8 @@ def _outcome(job: JobRecord) -> None:
             f"The threshold flags {summary.get('flagged', '?')} of {summary.get('n_validation', '?')} good "
             "validation images. Next: evaluate it below, or look at its heat maps on Inspect."
         )
+        for note in summary.get("notes") or ():
+            st.info(f"{note}.")
     elif job.status == "failed":
         st.error(f"Job {job.id} failed: {job.message}. The log below has the details; resume continues from its checkpoints.")
     else:

@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from pipeline.errors import UserError
 from pipeline.evaluation.verdict import score_spread
 from pipeline.methods.base import Detector
 
@@ -47,7 +48,7 @@ SUPPORTED = ("aecsad", "csad", "histogram", "instant")
 VERSIONED = ("torch", "torchvision", "timm", "numpy", "scipy", "scikit-learn", "safetensors", "pillow")
 
 
-class BundleError(ValueError):
+class BundleError(UserError, ValueError):
     """A bundle that cannot be used: unreadable, tampered with, or of another format."""
 
 
@@ -112,6 +113,9 @@ def detector_parts(detector: Detector, seg_settings=None, class_names: dict[int,
         config.update(method="instant", backbone=detector.model.settings.backbone)
         _add_instant(tensors, config, "instant", detector)
         return config, tensors
+    if getattr(detector, "hist", True) is None or type(detector).__name__ == "SurfaceDetector":
+        raise BundleError("this model was fitted on a surface (no part classes); bundles and ONNX export "
+                          "need the part branches: export the instant detector of this category instead")
     if isinstance(detector, LgstDetector):
         hist = detector.hist
         net = detector.net
@@ -356,6 +360,7 @@ def _instant_detector(bundle: Bundle, role: str, device: torch.device, cache: di
     config, tensors = bundle.config, bundle.tensors
     raw = dict(config[f"{role}_settings"])
     raw["layers"] = tuple(raw.get("layers") or ())
+    raw.setdefault("max_aspect", 1.0)  # an older bundle squeezed every image square
     settings = InstantSettings(**raw)
     sources = config.get(f"{role}_anomaly_sources", config.get("anomaly_sources", []))  # older instant bundles
     model = InstantModel(settings, tensors[f"{role}.good_bank"], tensors[f"{role}.anomaly_bank"], tuple(sources))

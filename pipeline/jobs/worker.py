@@ -70,7 +70,8 @@ def _run_fit(workspace: Workspace, category: str, method: str, params: FitParams
         traceback.print_exc()
         return _finish(workspace, tracker, "failed", one_line(exc), 1)
     message = (f"fitted {method} on {category}: {summary.n_train} train images in {summary.seconds:.1f} s; "
-               f"threshold {summary.threshold:.4g} flags {summary.flagged} of {summary.n_validation}")
+               f"threshold {summary.threshold:.4g} flags {summary.flagged} of {summary.n_validation}"
+               + "".join(f"; {note}" for note in summary.notes))
     print(f"job {job_id}: {message}", flush=True)
     workspace.update_job(job_id, metrics={"summary": asdict(summary)})
     return _finish(workspace, tracker, "done", message, 0)

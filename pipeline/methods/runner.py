@@ -17,6 +17,7 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
 from pipeline.data.samples import CategoryData, Sample
 from pipeline.device import resolve_device, set_determinism
+from pipeline.errors import MissingFileError
 from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
 from pipeline.methods.calibrated import CALIBRATION_FILE, with_active_fusion
@@ -24,6 +25,7 @@ from pipeline.methods.training_settings import SettingsChanges, check_training_s
 from pipeline.methods.base import (
     Detector, FitContext, MetricsFn, Prediction, ProgressFn, no_metrics, no_progress,
 )
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.workspace import ScoreRow, Workspace
 
 FLAGGED_SETTING = "threshold_flagged"
@@ -41,6 +43,7 @@ class FitSummary:
         threshold: the threshold now stored for the category/method.
         flagged: good validation images that threshold flags.
         files: model files by role, relative to the method folder.
+        notes: sentences a user should read about this fit (e.g. ``SURFACE_MESSAGE``).
     """
 
     category: str
@@ -51,6 +54,7 @@ class FitSummary:
     threshold: float
     flagged: int
     files: dict[str, str]
+    notes: tuple[str, ...] = ()
 
 
 def load_workspace_category(workspace: Workspace, category: str) -> CategoryData:
@@ -138,7 +142,9 @@ def fit_method(
             "n_validation": len(validation), "display_range": [low, high],
         },
     )
-    return FitSummary(category, method, seconds, len(data.select("train", "good")), len(validation), threshold, flagged, files)
+    surface = "segmentation" in spec.trains and is_surface(workspace, category)
+    return FitSummary(category, method, seconds, len(data.select("train", "good")), len(validation), threshold, flagged,
+                      files, notes=(SURFACE_MESSAGE,) if surface else ())
 
 
 def load_detector(workspace: Workspace, category: str, method: str, device: str | torch.device = "auto",
@@ -148,7 +154,7 @@ def load_detector(workspace: Workspace, category: str, method: str, device: str 
     ``fusion="active"`` scores with the fusion weights the user applied (few-shot calibration,
     ``pipeline.methods.calibrate``), ``"equal"`` with the method's own equal-weight sum."""
     if workspace.model_record(category, method) is None:
-        raise FileNotFoundError(
+        raise MissingFileError(
             f"no fitted {method!r} model for category {category!r} in {workspace.path}; "
             f"run `python -m pipeline fit --method {method}` or use the Train page first"
         )

@@ -31,8 +31,8 @@ def background_filter(masks: np.ndarray, background: np.ndarray, overlap: float 
     """Bool ``(P,)``: True for masks to keep, i.e. less than ``overlap`` of their pixels in the
     bool ``(H, W)`` ``background``. Empty masks are not kept."""
     masks = _stack(masks)
-    area = masks.reshape(len(masks), -1).sum(1)
-    inside = (masks & background[None]).reshape(len(masks), -1).sum(1)
+    area = masks.sum(axis=(1, 2))
+    inside = (masks & background[None]).sum(axis=(1, 2))
     return (area > 0) & (inside < overlap * np.maximum(area, 1))
 
 
@@ -80,13 +80,13 @@ def size_filter(masks: np.ndarray, max_fraction: float) -> np.ndarray:
     """Bool ``(P,)``: True for masks covering at most ``max_fraction`` of the image."""
     masks = _stack(masks)
     total = masks.shape[1] * masks.shape[2]
-    return masks.reshape(len(masks), -1).sum(1) <= max_fraction * total
+    return masks.sum(axis=(1, 2)) <= max_fraction * total
 
 
 def order_by_area(masks: np.ndarray) -> np.ndarray:
     """Indices that sort the masks small to large (stable), the order the overlap filter walks
     automatic proposals in: a mask merging several parts already kept is then the one dropped."""
-    areas = _stack(masks).reshape(len(masks), -1).sum(1)
+    areas = _stack(masks).sum(axis=(1, 2))
     return np.argsort(areas, kind="stable")
 
 

@@ -20,6 +20,7 @@ from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.runner import load_workspace_category
 from pipeline.pseudolabels import edits, refresh, store
 from pipeline.pseudolabels.settings import PseudoLabelSettings
+from pipeline.pseudolabels.surface import is_surface
 from pipeline.pseudolabels.tag_curation import TagChoice, category_tags
 from pipeline.workspace import Workspace
 from pipeline.workspace.db import now_iso
@@ -43,6 +44,8 @@ class PseudoLabelSummary:
         clustering: ``"kept"`` (same inputs: the stored, possibly hand-edited clustering) or
             ``"reclustered"``.
         seconds: wall time.
+        surface: no separate parts were found (``surface.is_surface``): the methods leave the
+            part-based branches out.
     """
 
     category: str
@@ -62,6 +65,7 @@ class PseudoLabelSummary:
     reliable_fraction: float
     clustering: str
     seconds: float
+    surface: bool = False
 
 
 def with_seed(settings: PseudoLabelSettings, seed: int) -> PseudoLabelSettings:
@@ -148,7 +152,7 @@ def run_pseudo_labels(
         cluster_sizes={cid: int((labels == cid).sum()) for cid in clustering.names},
         cluster_names=dict(clustering.names), dropped=int((labels == 0).sum()),
         reliable_fraction=float(np.mean(reliability.reliable)) if len(reliability.reliable) else 0.0,
-        clustering=how, seconds=time.perf_counter() - start,
+        clustering=how, seconds=time.perf_counter() - start, surface=is_surface(ws, category),
     )
     _record(ws, category, summary, settings, paths)
     return summary

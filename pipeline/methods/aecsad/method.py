@@ -24,6 +24,7 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_rgb
+from pipeline.data.samples import DataError
 from pipeline.methods.base import FitContext, MethodSpec, Prediction
 from pipeline.methods.fusion import Fusion, FusionSettings
 from pipeline.methods.histogram import method as histogram
@@ -38,6 +39,7 @@ from pipeline.methods.lgst.torch_model import LgstNet
 from pipeline.methods.lgst.train import CHECKPOINT, train_lgst
 from pipeline.models.backbones import choose_backbone
 from pipeline.models.preprocess import resize_map
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.workspace.files import atomic_write_json
 
 STATS_FILE = "lgst_fusion.json"
@@ -74,52 +76,60 @@ statistics: a model fitted before it scores unblurred (its quantiles were fitted
 
 class LgstDetector:
     """A fitted AeCSAD/CSAD model: histogram detector + LGST network + normalisation + fusion;
-    with ``retrieval`` (an instant detector), its score is one more fused branch."""
+    with ``retrieval`` (an instant detector), its score is one more fused branch. ``hist`` is None
+    for a surface (no part classes): the part-based branches are left out."""
 
-    def __init__(self, method: str, hist: histogram.HistogramDetector, net: LgstNet,
+    def __init__(self, method: str, hist: histogram.HistogramDetector | None, net: LgstNet,
                  norm: MapNormalisation, fusion: Fusion, retrieval: InstantDetector | None = None,
                  blur_sigma: float = 0.0) -> None:
         self.method, self.hist, self.net, self.norm, self.fusion = method, hist, net, norm, fusion
         self.retrieval, self.blur_sigma = retrieval, float(blur_sigma)
 
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        hist_preds = self.hist.predict(images)
+        hist_preds = self.hist.predict(images) if self.hist is not None else [None] * len(images)
         lgst = [score_maps(raw, self.norm) for raw in raw_maps(self.net, images, blur_sigma=self.blur_sigma)]
         retrieval = self.retrieval.predict(images) if self.retrieval is not None else [None] * len(images)
         return [self._combine(h, m, r) for h, m, r in zip(hist_preds, lgst, retrieval)]
 
-    def _combine(self, hist: Prediction, lgst: LgstMaps, retrieval: Prediction | None = None) -> Prediction:
-        scores = {**hist.branch_scores, "lgst": lgst.score, TEACHER_GLOBAL: lgst.teacher_global_score,
+    def _combine(self, hist: Prediction | None, lgst: LgstMaps, retrieval: Prediction | None = None) -> Prediction:
+        scores = {**(hist.branch_scores if hist is not None else {}), "lgst": lgst.score,
+                  TEACHER_GLOBAL: lgst.teacher_global_score,
                   "lgst_local": float(lgst.local.max()), "lgst_global": float(lgst.global_.max())}
         if retrieval is not None:
             scores[RETRIEVAL] = retrieval.score
         fused = self.fusion(scores)
-        shape = hist.branch_maps["segmentation"].shape  # the segmenter's input side: one frame for all maps
+        # One frame for all maps: the segmenter's input side, or the students' on a surface.
+        shape = hist.branch_maps["segmentation"].shape if hist is not None else lgst.local.shape
         maps = {"local": lgst.local, "global": lgst.global_, "teacher_global": lgst.teacher_global}
         branch_maps = {name: resize_map(m, shape) for name, m in maps.items()}
-        branch_maps.update(segmentation=hist.branch_maps["segmentation"], histogram=hist.anomaly_map)
+        if hist is not None:
+            branch_maps.update(segmentation=hist.branch_maps["segmentation"], histogram=hist.anomaly_map)
         if retrieval is not None:
             branch_maps[RETRIEVAL] = resize_map(retrieval.anomaly_map, shape)
         return Prediction(
             score=fused, anomaly_map=resize_map(lgst.combined, shape), branch_maps=branch_maps,
             branch_scores={**scores, **{f"z_{k}": v for k, v in self.fusion.z_scores(scores).items()}},
-            explanations=hist.explanations,
+            explanations=hist.explanations if hist is not None else (SURFACE_MESSAGE,),
             fused=self.fusion.counted(scores) if self.fusion.summed < len(self.fusion.branches) else (),
         )
 
 
 def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
-    files = histogram.fit(ctx)  # pseudo-labels if missing → segmenter → histogram model
-    hist = histogram.load(ctx.out_dir, ctx.device)
+    histogram.ensure_pseudo_labels(ctx)
+    surface = is_surface(ctx.workspace, ctx.category)
+    # segmenter → histogram model; a surface has no parts to count, so neither is trained
+    files = {} if surface else histogram.fit(ctx)
+    hist = None if surface else histogram.load(ctx.out_dir, ctx.device)
     backbone = choose_backbone(ctx.backbone, ctx.profile)
     settings = LgstSettings.for_profile(ctx.profile, attention=attention, seed=ctx.seed, backbone=backbone,
                                         **ctx.changed("lgst"))
     fusion = FusionSettings.for_profile(ctx.profile, **ctx.changed("fusion"))
-    data = load_lgst_data(ctx.data.select("train", "good"), settings.image_size, _reliable_label_maps(ctx))
+    label_maps = {} if surface else _reliable_label_maps(ctx)  # LSA moves parts: none on a surface
+    data = load_lgst_data(ctx.data.select("train", "good"), settings.image_size, label_maps)
     trained = train_lgst(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress, report=ctx.report)
     validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
     if not validation:
-        raise ValueError(f"category {ctx.category!r} has no validation images: LGST maps and fusion need good ones")
+        raise DataError(f"category {ctx.category!r} has no validation images: LGST maps and fusion need good ones")
     raws = raw_maps(trained.net, validation, blur_sigma=MAP_BLUR_SIGMA)
     norm = fit_map_normalisation(raws, settings.quantiles)
     val_scores = _validation_scores(hist, validation, raws, norm)
@@ -129,20 +139,21 @@ def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
     elif (ctx.out_dir / RETRIEVAL).exists():
         shutil.rmtree(ctx.out_dir / RETRIEVAL)  # a stale bank from an earlier fit with retrieval
     atomic_write_json(ctx.out_dir / STATS_FILE, {
-        "method": settings.method, "maps": norm.to_dict(), "map_blur_sigma": MAP_BLUR_SIGMA,
+        "method": settings.method, "surface": surface, "maps": norm.to_dict(), "map_blur_sigma": MAP_BLUR_SIGMA,
         "fusion": Fusion.fit(val_scores).to_dict(), "fusion_top_k": fusion.top_k,
         "lgst_steps": trained.steps, "lgst_train_seconds": trained.seconds,  # a time budget may train fewer
     })
     return {**files, "lgst": CHECKPOINT, "lgst_fusion": STATS_FILE}
 
 
-def _validation_scores(hist: histogram.HistogramDetector, validation: list[np.ndarray], raws: list[dict],
+def _validation_scores(hist: histogram.HistogramDetector | None, validation: list[np.ndarray], raws: list[dict],
                        norm: MapNormalisation) -> dict[str, list[float]]:
     """Each branch's scores of the good validation images: what the trimmed z-scores are fitted on."""
     scores: dict[str, list[float]] = {}
-    for h, raw in zip(hist.predict(validation), raws):
+    hist_preds = hist.predict(validation) if hist is not None else [None] * len(validation)
+    for h, raw in zip(hist_preds, raws):
         for name in HISTOGRAM_BRANCHES:
-            if name in h.branch_scores:
+            if h is not None and name in h.branch_scores:
                 scores.setdefault(name, []).append(h.branch_scores[name])
         maps = score_maps(raw, norm)
         scores.setdefault("lgst", []).append(maps.score)
@@ -170,7 +181,8 @@ def _load(folder: Path, device: torch.device) -> LgstDetector:
     net = build_lgst(load_lgst_checkpoint(folder / CHECKPOINT), device)
     fusion = Fusion.from_dict(stats["fusion"], stats.get("fusion_top_k", 0))  # older files: the sum of all
     retrieval = instant.load(folder / RETRIEVAL, device) if RETRIEVAL in fusion.branches else None
-    return LgstDetector(stats["method"], histogram.load(folder, device), net,
+    hist = None if stats.get("surface") else histogram.load(folder, device)
+    return LgstDetector(stats["method"], hist, net,
                         MapNormalisation.from_dict(stats["maps"]), fusion, retrieval,
                         blur_sigma=float(stats.get("map_blur_sigma", 0.0)))
 

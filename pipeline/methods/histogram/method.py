@@ -23,6 +23,9 @@ from pipeline.methods.histogram.colours import (
     ColourModel, colour_distances, colour_scores, enough_images, fit_colour_model, load_colour_model,
     save_colour_model,
 )
+from pipeline.methods.histogram.surface import (
+    SURFACE_FILE, SurfaceDetector, fit_surface, is_surface_model, load_surface,
+)
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
     explain,
@@ -34,6 +37,7 @@ from pipeline.methods.histogram.scoring import (
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
 from pipeline.models.backbones import choose_backbone
 from pipeline.pseudolabels.confidence import weighting_enabled
+from pipeline.pseudolabels.surface import is_surface
 from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
@@ -121,7 +125,10 @@ def cell_map(deviations, shape: tuple[int, int], grid: int) -> np.ndarray:
 def fit(ctx: FitContext) -> dict[str, str]:
     if ctx.workspace is None:
         raise ValueError("the histogram method trains on the category's pseudo-labels: fit it inside a workspace")
-    _ensure_pseudo_labels(ctx)
+    ensure_pseudo_labels(ctx)
+    if is_surface(ctx.workspace, ctx.category):
+        return fit_surface(ctx)
+    (ctx.out_dir / SURFACE_FILE).unlink(missing_ok=True)  # a refit that found parts
     backbone = choose_backbone(ctx.backbone, ctx.profile)  # WRN50-2 for ``paper`` when its weights exist
     settings = SegmentationSettings.for_profile(ctx.profile, seed=ctx.seed, backbone=backbone,
                                                 confidence_weighting=weighting_enabled(ctx.workspace, ctx.category),
@@ -166,7 +173,8 @@ def sample_maps(net: SegmentationNet, samples: list, size: int, progress: Progre
     return images, maps
 
 
-def _ensure_pseudo_labels(ctx: FitContext) -> None:
+def ensure_pseudo_labels(ctx: FitContext) -> None:
+    """Run the pseudo-label stages when the category has no label maps yet."""
     from pipeline.pseudolabels import store
     from pipeline.pseudolabels.run import run_pseudo_labels
 
@@ -174,9 +182,11 @@ def _ensure_pseudo_labels(ctx: FitContext) -> None:
         run_pseudo_labels(ctx.workspace, ctx.category, device=str(ctx.device), progress=ctx.progress)
 
 
-def load(folder: Path, device: torch.device) -> HistogramDetector:
+def load(folder: Path, device: torch.device) -> HistogramDetector | SurfaceDetector:
     import json
 
+    if is_surface_model(folder):
+        return load_surface(folder, device)
     fusion = json.loads((folder / FUSION_FILE).read_text())
     net = build_network(load_checkpoint(folder / CHECKPOINT), device)
     colour_z = TrimmedZ(**fusion["colour"]) if "colour" in fusion else None
