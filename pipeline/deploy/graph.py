@@ -209,5 +209,5 @@ def graph_inputs(graph: DetectorGraph, images: list[np.ndarray]) -> tuple[torch.
     seg = torch.stack([torch.from_numpy(_resize_image(im, graph.seg_size)).permute(2, 0, 1).float() for im in images])
     if graph.seg_size == graph.lgst_size and all(im.shape[:2] == (graph.seg_size,) * 2 for im in images):
         return (seg,) if len(graph.input_names) == 1 else (seg, seg)
-    lgst = torch.cat([float_resize(im, graph.lgst_size) for im in images]) * 255.0
+    lgst = torch.cat([float_resize(im, (graph.lgst_size, graph.lgst_size)) for im in images]) * 255.0
     return (seg,) if len(graph.input_names) == 1 else (seg, lgst)

@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from pipeline.data.samples import DataError
+from pipeline.errors import MissingFileError, SettingsError
 from pipeline.methods.base import Prediction, ProgressFn, no_progress
 from pipeline.methods.instant.torch_model import (
     DEFAULT_LAYERS,
@@ -25,7 +27,7 @@ from pipeline.methods.instant.torch_model import (
     patch_scores,
 )
 from pipeline.models.backbones import build_backbone
-from pipeline.models.preprocess import to_tensor_batch
+from pipeline.models.preprocess import aspect_shape, to_tensor_batch
 from pipeline.workspace.files import atomic_save_safetensors, atomic_write_json, load_safetensors
 
 METHOD = "instant"
@@ -38,7 +40,11 @@ class InstantSettings:
     Attributes:
         backbone: registry name of the frozen image backbone.
         layers: backbone stages to embed; ``()`` picks ``DEFAULT_LAYERS[backbone]``.
-        image_size: square input side in px (every image is resized to it).
+        image_size: input side in px: the square every image is resized to, or with
+            ``max_aspect`` above 1 the short side of an elongated image.
+        max_aspect: an elongated image keeps its aspect ratio up to this long/short ratio
+            (``preprocess.aspect_shape``), so thin defects across its length are not squeezed
+            away; 1 squeezes every image into the square (models fitted before it existed).
         coreset_ratio: fraction of training patches kept in the memory bank.
         max_bank: upper bound on bank rows, bounds memory and query time.
         coreset: ``"greedy"`` (k-centre, PatchCore) or ``"random"`` subsampling.
@@ -53,6 +59,7 @@ class InstantSettings:
     backbone: str = "efficientnet_lite0"
     layers: tuple[str, ...] = ()
     image_size: int = 256
+    max_aspect: float = 3.0
     coreset_ratio: float = 0.1
     max_bank: int = 8192
     coreset: str = "greedy"
@@ -73,7 +80,7 @@ class InstantSettings:
             return cls(seed=seed)
         if profile == "paper":
             return cls(coreset_ratio=0.25, max_bank=40000, seed=seed)
-        raise ValueError(f"unknown profile {profile!r}; choose 'quick' or 'paper'")
+        raise SettingsError(f"unknown profile {profile!r}; choose 'quick' or 'paper'")
 
 
 @dataclass(frozen=True)
@@ -101,14 +108,32 @@ def _batches(items: Sequence, size: int):
 def embed_images(
     embedder: PatchEmbedder, images: Sequence[np.ndarray], settings: InstantSettings,
     device: torch.device, progress: ProgressFn = no_progress, stage: str = "embed",
-) -> torch.Tensor:
-    """Embeddings (N, C, h, w) on CPU for uint8 RGB images of any size."""
+) -> list[torch.Tensor]:
+    """Embeddings on CPU for uint8 RGB images of any size, in input order: one (n, C, h, w)
+    tensor per run of consecutive images that share an input shape (``aspect_shape``; with
+    ``max_aspect = 1``, one per batch)."""
     out = []
     for start, batch in _batches(images, settings.batch_size):
-        x = to_tensor_batch(batch, settings.image_size).to(device)
-        out.append(embedder(x).float().cpu())
+        for shape, group in _same_shape_runs(batch, settings):
+            out.append(embedder(to_tensor_batch(group, shape).to(device)).float().cpu())
         progress(stage, min(start + len(batch), len(images)), len(images))
-    return torch.cat(out)
+    return out
+
+
+def _same_shape_runs(batch: Sequence[np.ndarray], settings: InstantSettings):
+    """Consecutive images that share an input shape, as ``(shape, images)`` runs (one forward each)."""
+    runs: list[tuple[tuple[int, int], list[np.ndarray]]] = []
+    for image in batch:
+        shape = aspect_shape(image.shape, settings.image_size, settings.max_aspect)
+        if runs and runs[-1][0] == shape:
+            runs[-1][1].append(image)
+        else:
+            runs.append((shape, [image]))
+    return runs
+
+
+def _one_per_image(runs: list[torch.Tensor]) -> list[torch.Tensor]:
+    return [run[i:i + 1] for run in runs for i in range(run.shape[0])]
 
 
 def _select_bank(patches: torch.Tensor, settings: InstantSettings) -> torch.Tensor:
@@ -119,7 +144,7 @@ def _select_bank(patches: torch.Tensor, settings: InstantSettings) -> torch.Tens
         gen = torch.Generator().manual_seed(settings.seed)
         idx = torch.randperm(patches.shape[0], generator=gen)[:size]
     else:
-        raise ValueError(f"unknown coreset {settings.coreset!r}; choose 'greedy' or 'random'")
+        raise SettingsError(f"unknown coreset {settings.coreset!r}; choose 'greedy' or 'random'")
     return patches[idx].contiguous()
 
 
@@ -134,10 +159,10 @@ def fit_instant(
 ) -> InstantModel:
     """Memory bank from good training images. No gradient step anywhere."""
     if not train_images:
-        raise ValueError("the instant detector needs at least one good training image")
+        raise DataError("the instant detector needs at least one good training image")
     emb = embed_images(embedder, train_images, settings, device, progress, "embed train images")
     progress("select memory bank", 0, 1)
-    bank = _select_bank(flatten_patches(emb), settings)
+    bank = _select_bank(torch.cat([flatten_patches(run) for run in emb]), settings)
     progress("select memory bank", 1, 1)
     empty = torch.zeros((0, bank.shape[1]), dtype=bank.dtype)
     return InstantModel(settings=settings, good_bank=bank, anomaly_bank=empty)
@@ -154,20 +179,20 @@ def add_anomaly_keys(
     """
     if not images:
         return model
-    emb = embed_images(embedder, images, model.settings, device)
-    h, w = emb.shape[-2:]
+    emb = _one_per_image(embed_images(embedder, images, model.settings, device))
     empty = torch.zeros((0, model.good_bank.shape[1]))
     no_keys = replace(model, anomaly_bank=empty)
     keys = [model.anomaly_bank]
     for i, mask in enumerate(masks):
-        patches = flatten_patches(emb[i:i + 1])
+        h, w = emb[i].shape[-2:]
+        patches = flatten_patches(emb[i])
         if mask is not None and mask.any():
             small = torch.nn.functional.interpolate(
                 torch.from_numpy(mask.astype(np.float32))[None, None], size=(h, w), mode="area"
             ).flatten() > 0.25
             chosen = patches[small] if small.any() else patches[:0]
         else:
-            dist = patch_scores(emb[i:i + 1], no_keys.good_bank, no_keys.anomaly_bank, 0.0).flatten()
+            dist = patch_scores(emb[i], no_keys.good_bank, no_keys.anomaly_bank, 0.0).flatten()
             k = max(1, int(round(model.settings.anomaly_key_fraction * dist.numel())))
             chosen = patches[torch.topk(dist, k).indices]
         keys.append(chosen)
@@ -200,8 +225,8 @@ class InstantDetector:
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
         out: list[Prediction] = []
         for _, batch in _batches(images, self.model.settings.batch_size):
-            emb = embed_images(self.embedder, batch, self.model.settings, self.device).to(self.device)
-            out.extend(score_embeddings(self.model, emb))
+            for emb in embed_images(self.embedder, batch, self.model.settings, self.device):
+                out.extend(score_embeddings(self.model, emb.to(self.device)))
         return out
 
 
@@ -222,10 +247,11 @@ def load_instant(folder: Path) -> InstantModel:
     """Inverse of ``save_instant``."""
     path = folder / "instant_bank.safetensors"
     if not path.exists():
-        raise FileNotFoundError(f"no instant model in {folder} (expected {path.name}); run `fit --method instant` first")
+        raise MissingFileError(f"no instant model in {folder} (expected {path.name}); run `fit --method instant` first")
     tensors, meta = load_safetensors(path)
     raw = json.loads(meta["settings"])
     raw["layers"] = tuple(raw.get("layers") or ())
+    raw.setdefault("max_aspect", 1.0)  # fitted before it existed: every image was squeezed square
     return InstantModel(
         settings=InstantSettings(**raw),
         good_bank=tensors["good_bank"],
