@@ -28,11 +28,11 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
 from pipeline.commands import register_category  # noqa: E402
-from pipeline.evaluation.evaluate import EvaluationResult, evaluate_method  # noqa: E402
-from pipeline.methods.aecsad.method import STATS_FILE  # noqa: E402
+from pipeline.evaluation.evaluate import evaluate_method  # noqa: E402
 from pipeline.methods.runner import fit_method  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json  # noqa: E402
+from bench_common import figures, lgst_length  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
 SHARED = ("segmentation.safetensors", "segmentation_history.json")
 
@@ -46,25 +46,11 @@ def run_one(ws: Workspace, data: Path, category: str, method: str, device: str,
     extra = {}
     for root in extra_tests:  # before the main test set, so the workspace ends on --data
         register_category(ws, root, category)
-        extra[str(root)] = _figures(evaluate_method(ws, category, method, device=device, save_maps=False))
+        extra[str(root)] = figures(evaluate_method(ws, category, method, device=device, save_maps=False))
     register_category(ws, data, category)
     result = evaluate_method(ws, category, method, device=device, save_maps=False)
-    return {"fit_minutes": round(fit_min, 2), **_lgst_length(ws, category, method), **_figures(result),
+    return {"fit_minutes": round(fit_min, 2), **lgst_length(ws, category, method), **figures(result),
             **({"extra_test": extra} if extra else {})}
-
-
-def _lgst_length(ws: Workspace, category: str, method: str) -> dict:
-    """``lgst_steps`` and ``lgst_train_seconds`` the fit recorded (a time budget may cut the steps)."""
-    stats = ws.method_dir(category, method) / STATS_FILE
-    if not stats.is_file():
-        return {}
-    recorded = json.loads(stats.read_text())
-    return {k: recorded[k] for k in ("lgst_steps", "lgst_train_seconds") if k in recorded}
-
-
-def _figures(result: EvaluationResult) -> dict:
-    return {"auroc": result.auroc, "branch_auroc": result.branch_auroc, "subtype_auroc": result.subtype_auroc,
-            "n": result.n}
 
 
 def _reuse_segmentation(ws: Workspace, category: str, method: str) -> None:
@@ -98,11 +84,11 @@ def main() -> None:
     for category in args.categories:
         register_category(ws, args.data, category)
         for method in args.methods:
-            figures = run_one(ws, args.data, category, method, args.device, tuple(args.extra_test))
-            results.setdefault(category, {})[method] = figures
+            row = run_one(ws, args.data, category, method, args.device, tuple(args.extra_test))
+            results.setdefault(category, {})[method] = row
             atomic_write_json(args.out, results)
-            print(category, method, json.dumps(figures["auroc"]), f"{figures['fit_minutes']} min", flush=True)
-            for root, extra in figures.get("extra_test", {}).items():
+            print(category, method, json.dumps(row["auroc"]), f"{row['fit_minutes']} min", flush=True)
+            for root, extra in row.get("extra_test", {}).items():
                 print(f"  on {root}:", json.dumps(extra["auroc"]), flush=True)
 
 
