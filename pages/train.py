@@ -69,7 +69,7 @@ def _settings() -> tuple[str, str, int]:
 def _training_length(method: str, profile: str) -> dict:
     # The training settings changed from the profile (``fit --set``): only what differs is sent,
     # so the model record shows exactly what was changed.
-    trains = METHODS[method].trains
+    trains = tuple(part for part in METHODS[method].trains if part != "retrieval")  # retrieval: `fit --set` only
     if not trains:
         return {}
     changes: dict = {}

@@ -2,8 +2,10 @@
 
 The parts are the settings dataclasses of what a method trains: ``segmentation``
 (``SegmentationSettings``: the component segmentation network), ``lgst`` (``LgstSettings``:
-the local–global students) and ``fusion`` (``FusionSettings``: which branches AeCSAD/CSAD fuse,
-and how). A method lists the parts its fit reads in ``MethodSpec.trains``;
+the local–global students), ``fusion`` (``FusionSettings``: which branches AeCSAD/CSAD fuse,
+and how) and ``retrieval`` (``InstantSettings``: the patch-retrieval memory bank of the instant
+method and of AeCSAD/CSAD's and the surface histogram's retrieval branch, e.g.
+``retrieval.layers=["s16","s32"]`` for deeper, texture-robust features on a surface). A method lists the parts its fit reads in ``MethodSpec.trains``;
 a change to a part it does not train is refused rather than silently ignored.
 """
 
@@ -16,11 +18,12 @@ from typing import Any
 from pipeline.assignments import parse_assignments
 from pipeline.errors import SettingsError
 from pipeline.methods.fusion import FusionSettings
+from pipeline.methods.instant.model import InstantSettings
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.segmentation.settings import SegmentationSettings
 
 TRAINING_PARTS: dict[str, type] = {"segmentation": SegmentationSettings, "lgst": LgstSettings,
-                                   "fusion": FusionSettings}
+                                   "fusion": FusionSettings, "retrieval": InstantSettings}
 RESERVED = {
     "seed": "use --seed",
     "backbone": "use --backbone",

@@ -198,7 +198,7 @@ AECSAD = MethodSpec(
     ),
     fit=lambda ctx: _fit(ctx, attention=True),
     load=_load,
-    trains=("segmentation", "lgst", "fusion"),
+    trains=("segmentation", "lgst", "fusion", "retrieval"),
 )
 
 CSAD = MethodSpec(
@@ -210,5 +210,5 @@ CSAD = MethodSpec(
     ),
     fit=lambda ctx: _fit(ctx, attention=False),
     load=_load,
-    trains=("segmentation", "lgst", "fusion"),
+    trains=("segmentation", "lgst", "fusion", "retrieval"),
 )

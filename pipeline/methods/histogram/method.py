@@ -206,5 +206,5 @@ HISTOGRAM = MethodSpec(
     ),
     fit=fit,
     load=load,
-    trains=("segmentation",),
+    trains=("segmentation", "retrieval"),  # retrieval: the surface fallback's memory bank
 )

@@ -42,6 +42,7 @@ def fit(ctx: FitContext, image_size: int | None = None) -> dict[str, str]:
     backbone = choose_backbone(ctx.backbone, ctx.profile)
     settings = replace(InstantSettings.for_profile(ctx.profile, seed=ctx.seed), backbone=backbone)
     settings = replace(settings, image_size=image_size or settings.image_size)
+    settings = replace(settings, **ctx.changed("retrieval"))  # ``fit --set retrieval.field=value`` wins
     embedder = build_embedder(settings, ctx.device)
     train = [load_rgb(s.path) for s in ctx.data.select("train", "good")]
     model = fit_instant(train, settings, embedder, ctx.device, ctx.progress)
@@ -64,4 +65,5 @@ INSTANT = MethodSpec(
     ),
     fit=fit,
     load=load,
+    trains=("retrieval",),
 )

@@ -10,6 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from pipeline.errors import SettingsError
 from pipeline.models.backbones import Backbone
 
 DEFAULT_LAYERS = {
@@ -30,7 +31,7 @@ class PatchEmbedder(torch.nn.Module):
         super().__init__()
         missing = [name for name in layers if name not in backbone.info.stage_names]
         if missing:
-            raise ValueError(
+            raise SettingsError(
                 f"backbone {backbone.info.name} has no stage {missing}; "
                 f"it has {list(backbone.info.stage_names)}"
             )

@@ -44,7 +44,7 @@ def test_a_part_the_method_does_not_train_is_refused():
 
 
 @pytest.mark.parametrize(("method", "setting", "message"), [
-    ("instant", "lgst.steps=3", "'instant' does not train lgst (it trains: nothing that --set can change)"),
+    ("instant", "lgst.steps=3", "'instant' does not train lgst (it trains: retrieval)"),
     ("aecsad", "lgst.step=3", "unknown setting 'lgst.step'"),
 ])
 def test_fit_exits_2_in_one_line_before_writing_anything(tiny_synth, tmp_path, capsys, method, setting, message):
@@ -54,3 +54,23 @@ def test_fit_exits_2_in_one_line_before_writing_anything(tiny_synth, tmp_path, c
     assert code == 2
     assert message in capsys.readouterr().err
     assert not ws.exists()
+
+
+def test_retrieval_settings_reach_the_instant_bank(tiny_synth, tmp_path):
+    ws = tmp_path / "ws"
+    code = main(["fit", "--data", str(tiny_synth), "--category", "pin_tray", "--workspace", str(ws),
+                 "--method", "instant", "--device", "cpu", "--set", 'retrieval.layers=["s16","s32"]',
+                 "--set", "retrieval.max_bank=64"])
+    assert code == 0
+    from pipeline.methods.instant.model import load_instant
+
+    model = load_instant(ws / "categories" / "pin_tray" / "instant")
+    assert model.settings.layers == ("s16", "s32")
+    assert model.good_bank.shape == (64, 112 + 320)  # EfficientNet-Lite0 s16 + s32 channels
+
+
+def test_an_unknown_retrieval_stage_is_one_line(tiny_synth, tmp_path, capsys):
+    code = main(["fit", "--data", str(tiny_synth), "--category", "pin_tray", "--workspace", str(tmp_path / "ws"),
+                 "--method", "instant", "--device", "cpu", "--set", 'retrieval.layers=["s64"]'])
+    assert code == 2
+    assert "has no stage ['s64']" in capsys.readouterr().err
