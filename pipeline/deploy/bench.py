@@ -241,22 +241,23 @@ def _segmenter_training(run: _Runner, seg_net, profile: str) -> dict:
 
 def _instant(run: _Runner) -> dict:
     from pipeline.deploy.random_models import random_instant_detector
-    from pipeline.methods.instant.torch_model import gaussian_blur, patch_scores
+    from pipeline.methods.instant.model import score_embeddings
 
     o = run.options
     det = random_instant_detector(o.profile, run.device, o.n_train, seed=o.seed)
     s = det.model.settings
     xs = {b: _tensor(run.images[b], s.image_size, run.device) for b in run.images}
     with torch.inference_mode():
-        emb = {b: det.embedder(xs[b]) for b in run.images}
-    bank, anomalies = det.model.good_bank.to(run.device), det.model.anomaly_bank.to(run.device)
-    run.log(f"instant ({o.profile} profile: memory bank {tuple(bank.shape)})")
-    result = {"kind": "method", "profile": o.profile, "settings": {"bank_rows": int(bank.shape[0]), "dim": int(bank.shape[1])},
+        emb = {b: det.embedder.forward_both(xs[b]) for b in run.images}
+    bank = det.model.good_bank
+    deep_rows = 0 if det.model.deep is None else int(det.model.deep.good_bank.shape[0])
+    run.log(f"instant ({o.profile} profile: memory bank {tuple(bank.shape)}, deep bank rows {deep_rows})")
+    result = {"kind": "method", "profile": o.profile,
+              "settings": {"bank_rows": int(bank.shape[0]), "dim": int(bank.shape[1]), "deep_bank_rows": deep_rows},
               "stages": {
                   "preprocess": run.time("instant preprocess", lambda b: lambda: _tensor(run.images[b], s.image_size, run.device)),
-                  "embed": run.time("instant embed", lambda b: lambda: det.embedder(xs[b])),
-                  "knn": run.time("instant knn", lambda b: lambda: gaussian_blur(
-                      patch_scores(emb[b], bank, anomalies, s.anomaly_weight), s.blur_sigma).cpu()),
+                  "embed": run.time("instant embed", lambda b: lambda: det.embedder.forward_both(xs[b])),
+                  "knn": run.time("instant knn", lambda b: lambda: score_embeddings(det.model, *emb[b])),
               }}
     result["end_to_end"] = run.time("instant end to end", lambda b: lambda: det.predict(run.images[b]), memory=True)
     return result

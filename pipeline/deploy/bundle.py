@@ -161,7 +161,10 @@ def _add_instant(tensors: dict[str, torch.Tensor], config: dict, role: str, dete
     model = detector.model
     config[f"{role}_settings"] = asdict(model.settings)
     config[f"{role}_anomaly_sources"] = list(model.anomaly_sources)
-    tensors.update({f"{role}.good_bank": model.good_bank, f"{role}.anomaly_bank": model.anomaly_bank})
+    from pipeline.methods.instant.model import depth_scale, model_tensors
+
+    config[f"{role}_deep_scale"] = depth_scale(model)
+    tensors.update({f"{role}.{name}": t for name, t in model_tensors(model).items()})
     _add_backbone(tensors, config, role, detector.embedder.backbone)
 
 
@@ -354,17 +357,17 @@ def _plain_bundle_detector(bundle: Bundle, device: torch.device) -> Detector:
 
 
 def _instant_detector(bundle: Bundle, role: str, device: torch.device, cache: dict):
-    from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
+    from pipeline.methods.instant.model import InstantDetector, InstantSettings, model_from_tensors
     from pipeline.methods.instant.torch_model import PatchEmbedder
 
     config, tensors = bundle.config, bundle.tensors
-    raw = dict(config[f"{role}_settings"])
-    raw["layers"] = tuple(raw.get("layers") or ())
-    raw.setdefault("max_aspect", 1.0)  # an older bundle squeezed every image square
-    settings = InstantSettings(**raw)
+    settings = InstantSettings.from_dict(config[f"{role}_settings"])  # older bundles: one bank, square input
     sources = config.get(f"{role}_anomaly_sources", config.get("anomaly_sources", []))  # older instant bundles
-    model = InstantModel(settings, tensors[f"{role}.good_bank"], tensors[f"{role}.anomaly_bank"], tuple(sources))
-    embedder = PatchEmbedder(_backbone(bundle, role, device, cache), settings.stage_names).to(device)
+    prefix = f"{role}."
+    own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    model = model_from_tensors(settings, own, tuple(sources), config.get(f"{role}_deep_scale"))
+    embedder = PatchEmbedder(_backbone(bundle, role, device, cache), settings.stage_names,
+                             settings.deep_stage_names).to(device)
     return InstantDetector(model, embedder, device)
 
 

@@ -35,7 +35,7 @@ from pipeline.methods.aecsad.method import BRANCHES, RETRIEVAL, TEACHER_GLOBAL, 
 from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
 from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.histogram.scoring import _bounds
-from pipeline.methods.instant.torch_model import flatten_patches, gaussian_blur
+from pipeline.methods.instant.torch_model import flatten_patches, gaussian_blur, two_depth_map
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
 OUTPUTS = ("score", "anomaly_map", "local", "global", "teacher_global", "label_map", "fractions",
@@ -105,13 +105,22 @@ class DetectorGraph(nn.Module):
                              f"input ({self.lgst_size} px): the graph feeds both the same image")
         self.embedder = retrieval.embedder.eval()
         self.retrieval_blur, self.anomaly_weight = float(settings.blur_sigma), float(settings.anomaly_weight)
-        good, bad = retrieval.model.good_bank.float(), retrieval.model.anomaly_bank.float()
-        self.register_buffer("good_bank", good.t().contiguous())
-        self.register_buffer("good_sq", (good * good).sum(1))
-        self.with_anomaly_keys = bad.shape[0] > 0 and self.anomaly_weight > 0
-        if self.with_anomaly_keys:
-            self.register_buffer("anomaly_bank", bad.t().contiguous())
-            self.register_buffer("anomaly_sq", (bad * bad).sum(1))
+        model = retrieval.model
+        self._add_bank("", model.good_bank, model.anomaly_bank)
+        self.bank_scales = None
+        if model.deep is not None:
+            self._add_bank("deep_", model.deep.good_bank, model.deep.anomaly_bank)
+            self.bank_scales = (model.deep.fine_scale, model.deep.deep_scale)
+
+    def _add_bank(self, prefix: str, good: torch.Tensor, bad: torch.Tensor) -> None:
+        good, bad = good.float(), bad.float()
+        self.register_buffer(f"{prefix}good_bank", good.t().contiguous())
+        self.register_buffer(f"{prefix}good_sq", (good * good).sum(1))
+        keys = bad.shape[0] > 0 and self.anomaly_weight > 0
+        setattr(self, f"{prefix}with_anomaly_keys", keys)
+        if keys:
+            self.register_buffer(f"{prefix}anomaly_bank", bad.t().contiguous())
+            self.register_buffer(f"{prefix}anomaly_sq", (bad * bad).sum(1))
 
     @staticmethod
     def _nearest(queries: torch.Tensor, bank_t: torch.Tensor, bank_sq: torch.Tensor) -> torch.Tensor:
@@ -123,14 +132,21 @@ class DetectorGraph(nn.Module):
 
     def retrieval_score(self, x: torch.Tensor) -> torch.Tensor:
         """``(N,)`` patch-retrieval image score (as ``instant.model.score_embeddings``) of normalised images."""
-        emb = self.embedder(x).float()
+        fine, deep = self.embedder.forward_both(x)
+        maps = self._bank_map("", fine.float())
+        if self.bank_scales is not None:
+            maps = two_depth_map(maps, self._bank_map("deep_", deep.float()), *self.bank_scales)
+        return maps.amax(dim=(1, 2)).to(torch.float64)
+
+    def _bank_map(self, prefix: str, emb: torch.Tensor) -> torch.Tensor:
+        """One bank's blurred distance map (as ``instant.model.bank_maps``)."""
         n, _, h, w = emb.shape
         queries = flatten_patches(emb).reshape(n, h * w, -1)
-        scores = self._nearest(queries, self.good_bank, self.good_sq)
-        if self.with_anomaly_keys:
-            margin = scores - self._nearest(queries, self.anomaly_bank, self.anomaly_sq)
+        scores = self._nearest(queries, getattr(self, f"{prefix}good_bank"), getattr(self, f"{prefix}good_sq"))
+        if getattr(self, f"{prefix}with_anomaly_keys"):
+            margin = scores - self._nearest(queries, getattr(self, f"{prefix}anomaly_bank"), getattr(self, f"{prefix}anomaly_sq"))
             scores = scores + self.anomaly_weight * margin.clamp_min(0.0)
-        return gaussian_blur(scores.reshape(n, h, w), self.retrieval_blur).amax(dim=(1, 2)).to(torch.float64)
+        return gaussian_blur(scores.reshape(n, h, w), self.retrieval_blur)
 
     @property
     def input_names(self) -> tuple[str, ...]:

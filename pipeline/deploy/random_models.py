@@ -18,7 +18,7 @@ from pipeline.methods.fusion import Fusion, FusionSettings, TrimmedZ
 from pipeline.methods.histogram.colours import ColourModel
 from pipeline.methods.histogram.method import GRID, HistogramDetector
 from pipeline.methods.histogram.scoring import HistogramModel
-from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
+from pipeline.methods.instant.model import DeepBank, InstantDetector, InstantModel, InstantSettings
 from pipeline.methods.instant.torch_model import PatchEmbedder
 from pipeline.methods.lgst.maps import MapNormalisation, QuantileRange
 from pipeline.methods.lgst.settings import LgstSettings
@@ -99,10 +99,19 @@ def random_instant_detector(profile: str = "quick", device: torch.device | str =
     (``shared``: an already built backbone of the same name to embed with)."""
     settings = replace(InstantSettings.for_profile(profile, seed=seed), backbone=backbone)
     settings = replace(settings, image_size=image_size or settings.image_size)
-    embedder = PatchEmbedder(shared or build_backbone(backbone, checkpoint=None, device=device), settings.stage_names).to(device)
-    side = settings.image_size // 8  # the finest default stage has stride 8
-    rows = min(settings.max_bank, max(1, int(round(n_train * side * side * settings.coreset_ratio))))
+    embedder = PatchEmbedder(shared or build_backbone(backbone, checkpoint=None, device=device), settings.stage_names,
+                             settings.deep_stage_names).to(device)
     generator = torch.Generator().manual_seed(seed)
-    bank = torch.randn(rows, embedder.channels, generator=generator)
-    model = InstantModel(settings, bank, torch.zeros(0, embedder.channels))
+
+    def bank(stride: int, channels: int) -> torch.Tensor:
+        side = settings.image_size // stride
+        rows = min(settings.max_bank, max(1, int(round(n_train * side * side * settings.coreset_ratio))))
+        return torch.randn(rows, channels, generator=generator)
+
+    # the finest default stage has stride 8, the deep bank's 16
+    model = InstantModel(replace(settings, deep_layers=embedder.deep_layers), bank(8, embedder.channels),
+                         torch.zeros(0, embedder.channels))
+    if embedder.deep_layers:
+        deep = bank(16, embedder.deep_channels)
+        model = replace(model, deep=DeepBank(deep, torch.zeros(0, deep.shape[1]), (0.0, 1.0), (0.0, 1.0)))
     return InstantDetector(model, embedder, torch.device(device))

@@ -45,7 +45,8 @@ def fit(ctx: FitContext, image_size: int | None = None) -> dict[str, str]:
     settings = replace(settings, **ctx.changed("retrieval"))  # ``fit --set retrieval.field=value`` wins
     embedder = build_embedder(settings, ctx.device)
     train = [load_rgb(s.path) for s in ctx.data.select("train", "good")]
-    model = fit_instant(train, settings, embedder, ctx.device, ctx.progress)
+    validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
+    model = fit_instant(train, settings, embedder, ctx.device, ctx.progress, validation)
     images, masks, keys = _labelled_bad_inputs(ctx)
     model = add_anomaly_keys(model, images, masks, keys, embedder, ctx.device)
     return save_instant(model, ctx.out_dir)

@@ -19,17 +19,28 @@ DEFAULT_LAYERS = {
 }
 """Mid-level stages per backbone: local enough for small defects, semantic enough for parts."""
 
+DEFAULT_DEEP_LAYERS = {
+    "efficientnet_lite0": ("s16", "s32"),
+    "wide_resnet50_2": (),
+}
+"""Stages of the second, coarser memory bank per backbone; ``()``: none. On textured surfaces
+(thin cracks, uneven areas) the deeper stages see the texture's context: measured on KolektorSDD
+image AUROC 0.808 -> 0.889, synthetic textured_plate 0.79 -> 0.91 as a second bank beside the
+mid-level one (not measured for WRN50)."""
+
 
 class PatchEmbedder(torch.nn.Module):
     """Frozen backbone -> one embedding per patch of the finest selected stage.
 
     Deeper stages are upsampled to the finest stage's grid, each stage is locally averaged
-    (3x3, PatchCore's neighbourhood aggregation) and the stages are concatenated.
+    (3x3, PatchCore's neighbourhood aggregation) and the stages are concatenated. With
+    ``deep_layers``, ``forward_both`` also returns the second bank's embeddings from the same
+    backbone pass.
     """
 
-    def __init__(self, backbone: Backbone, layers: tuple[str, ...]) -> None:
+    def __init__(self, backbone: Backbone, layers: tuple[str, ...], deep_layers: tuple[str, ...] = ()) -> None:
         super().__init__()
-        missing = [name for name in layers if name not in backbone.info.stage_names]
+        missing = [name for name in (*layers, *deep_layers) if name not in backbone.info.stage_names]
         if missing:
             raise SettingsError(
                 f"backbone {backbone.info.name} has no stage {missing}; "
@@ -37,24 +48,42 @@ class PatchEmbedder(torch.nn.Module):
             )
         self.backbone = backbone
         self.layers = tuple(layers)
+        self.deep_layers = tuple(deep_layers)
+
+    def _channels(self, layers: tuple[str, ...]) -> int:
+        info = self.backbone.info
+        return sum(info.channels[info.stage_names.index(n)] for n in layers)
 
     @property
     def channels(self) -> int:
-        info = self.backbone.info
-        return sum(info.channels[info.stage_names.index(n)] for n in self.layers)
+        return self._channels(self.layers)
+
+    @property
+    def deep_channels(self) -> int:
+        return self._channels(self.deep_layers)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (N, 3, H, W) normalised -> embeddings (N, C, h, w) on the finest stage grid."""
+        return _pooled(self.backbone(x), self.layers)
+
+    @torch.no_grad()
+    def forward_both(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x`` -> (embeddings of ``layers``, of ``deep_layers`` on their own finest grid or None)."""
         stages = self.backbone(x)
-        grid = stages[self.layers[0]].shape[-2:]
-        parts = []
-        for name in self.layers:
-            feat = F.avg_pool2d(stages[name], kernel_size=3, stride=1, padding=1, count_include_pad=False)
-            if feat.shape[-2:] != grid:
-                feat = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
-            parts.append(feat)
-        return torch.cat(parts, dim=1)
+        deep = _pooled(stages, self.deep_layers) if self.deep_layers else None
+        return _pooled(stages, self.layers), deep
+
+
+def _pooled(stages: dict[str, torch.Tensor], layers: tuple[str, ...]) -> torch.Tensor:
+    grid = stages[layers[0]].shape[-2:]
+    parts = []
+    for name in layers:
+        feat = F.avg_pool2d(stages[name], kernel_size=3, stride=1, padding=1, count_include_pad=False)
+        if feat.shape[-2:] != grid:
+            feat = F.interpolate(feat, size=grid, mode="bilinear", align_corners=False)
+        parts.append(feat)
+    return torch.cat(parts, dim=1)
 
 
 def flatten_patches(embeddings: torch.Tensor) -> torch.Tensor:
@@ -109,6 +138,15 @@ def patch_scores(
         d_bad = nearest_distances(queries, anomaly_bank)
         scores = d_good + anomaly_weight * torch.clamp(d_good - d_bad, min=0)
     return scores.view(n, h, w)
+
+
+def two_depth_map(fine: torch.Tensor, deep: torch.Tensor, fine_scale: tuple[float, float],
+                  deep_scale: tuple[float, float]) -> torch.Tensor:
+    """One map from the two banks' blurred maps, fine (N, h, w) and deep (N, h', w'): each put on
+    the common scale (``(map - offset) / unit``, ``DeepBank``), the deep one resized to the fine
+    grid, then the larger of the two per pixel, so either depth can flag a patch."""
+    deep = F.interpolate(deep.unsqueeze(1), size=fine.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
+    return torch.maximum((fine - fine_scale[0]) / fine_scale[1], (deep - deep_scale[0]) / deep_scale[1])
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, projection_dim: int = 128) -> torch.Tensor:

@@ -7,6 +7,7 @@ from pipeline.methods.instant.torch_model import (
     greedy_coreset,
     nearest_distances,
     patch_scores,
+    two_depth_map,
 )
 from pipeline.models.backbones import build_backbone
 
@@ -60,3 +61,11 @@ def test_patch_embedder_shapes_on_random_backbone():
     out = embedder(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, embedder.channels, 8, 8)
     assert flatten_patches(out).shape == (128, embedder.channels)
+
+
+def test_two_depth_map_takes_the_larger_standardised_value_per_pixel():
+    fine = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
+    deep = torch.tensor([[[10.0]]])  # one deep pixel covers the whole fine grid
+    out = two_depth_map(fine, deep, fine_scale=(1.0, 1.0), deep_scale=(8.0, 2.0))
+    # fine in its units: 0, 1, 2, 3; deep: (10 - 8) / 2 = 1 everywhere
+    assert torch.allclose(out, torch.tensor([[[1.0, 1.0], [2.0, 3.0]]]))
