@@ -17,6 +17,7 @@ import streamlit as st
 from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
+from pipeline.evaluation.colour_scale import colour_bar, scale_caption, workspace_display_range
 from pipeline.evaluation.heatmap import colorize
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, Verdict, judge, score_spread
 from pipeline.methods.base import Prediction
@@ -200,8 +201,8 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     if pred is None:
         return
     rgb = loaders.image(str(sample.path))
-    record = ws.model_record(category, method)
-    low, high = (record.metrics or {}).get("display_range", [float(pred.anomaly_map.min()), float(pred.anomaly_map.max())])
+    low, high = workspace_display_range(ws, category, method,
+                                        fallback=(float(pred.anomaly_map.min()), float(pred.anomaly_map.max())))
     _verdict(ws, category, method, sample, pred.score)
     _image_label(ws, category, sample)
     controls = st.columns(2)
@@ -216,6 +217,7 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
                caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
     right.image(loaders.map_picture(ws, category, method, sample.path, "final", (low, high), opacity, masks, show_gt),
                 caption="Final anomaly map over the image")
+    right.image(colour_bar(low, high), caption=scale_caption(low, high), width="stretch")
     _branch_pictures(ws, category, method, sample, shown, opacity, show_gt)
     if pred.explanations:
         st.markdown("**What deviates from the good parts** (most unusual first):\n"

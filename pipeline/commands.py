@@ -15,6 +15,7 @@ from pipeline.data.importer import import_into_workspace, plan_imports
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.subtypes import weakest_first
+from pipeline.evaluation.colour_scale import workspace_display_range
 from pipeline.evaluation.heatmap import overlay
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread
 from pipeline.methods.runner import fit_method, load_detector
@@ -144,8 +145,7 @@ def predict_command(workspace: Path, category: str, method: str, images: list[Pa
     """Heat-map PNG per image plus ``scores.jsonl``; unreadable images are reported and skipped."""
     ws = Workspace.open(workspace, create=False)
     detector = load_detector(ws, category, method, device)
-    record = ws.model_record(category, method)
-    display = tuple((record.metrics or {}).get("display_range", [0.0, 1.0]))
+    display = workspace_display_range(ws, category, method)
     val = [r.score for r in ws.scores(category, method, split="validation")]
     within = (ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {}).get(method, BORDERLINE_WITHIN)
     return write_predictions(detector, images, out, ws.get_threshold(category, method), display,

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
+from pipeline.evaluation.colour_scale import workspace_display_range
 from pipeline.evaluation.verdict import score_spread
 from pipeline.methods.base import Detector
 
@@ -243,8 +244,7 @@ def bundle_from_workspace(workspace: Path, category: str, method: str, out: Path
         config["fusion_calibration"] = calibration.to_dict()
     val = [r.score for r in ws.scores(category, method, split="validation")]
     config["score_spread"] = score_spread(val) if val else None
-    record = ws.model_record(category, method)
-    low, high = (record.metrics or {}).get("display_range", [0.0, 1.0])
+    low, high = workspace_display_range(ws, category, method)
     return write_bundle(out, config, tensors, category=category, threshold=ws.get_threshold(category, method),
                         threshold_note=_threshold_note(ws, category, method), display_range=(low, high))
 

@@ -19,6 +19,7 @@ from pipeline.data.images import load_rgb
 from pipeline.errors import NotReadyError
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
 from pipeline.evaluation.evaluate import load_branch_scores
+from pipeline.evaluation.colour_scale import colour_bar, scale_caption, workspace_display_range
 from pipeline.evaluation.heatmap import overlay
 from pipeline.evaluation.reference import REFERENCE_AUROC, REFERENCE_NOTE
 from pipeline.evaluation.roc import RocCurve, roc_curve
@@ -62,6 +63,7 @@ class ReportData:
         gallery: the worst test images, worst first.
         fusion: the last evaluation's ``fusion_comparison`` (few-shot calibration), None without one.
         subtypes: the last evaluation's ``subtype_auroc`` (synthetic data only; empty otherwise).
+        colour_bar_jpeg, colour_caption: the gallery's colour scale (``colour_scale``) and what it means.
     """
 
     category: str
@@ -83,6 +85,8 @@ class ReportData:
     reference_note: str = REFERENCE_NOTE
     fusion: dict | None = None
     subtypes: dict[str, dict] = field(default_factory=dict)
+    colour_bar_jpeg: bytes = b""
+    colour_caption: str = ""
 
     def to_dict(self) -> dict:
         """The numbers of the report (embedded in it as JSON, so it can be checked by a program)."""
@@ -178,10 +182,11 @@ def _jpeg(rgb: np.ndarray, side: int = GALLERY_SIDE) -> bytes:
     return buf.getvalue()
 
 
-def worst_images(ws: Workspace, category: str, method: str, test_rows: list[ScoreRow], n: int) -> list[GalleryItem]:
-    """The ``n`` highest-scored test images with their stored heat maps laid over them."""
+def worst_images(ws: Workspace, category: str, method: str, test_rows: list[ScoreRow], n: int,
+                 display: tuple[float, float]) -> list[GalleryItem]:
+    """The ``n`` highest-scored test images with their stored heat maps laid over them, coloured on
+    ``display`` (``colour_scale.workspace_display_range``)."""
     paths = {s.key: s.path for s in load_workspace_category(ws, category).select("test")}
-    record = ws.model_record(category, method)
     threshold = ws.get_threshold(category, method)
     items = []
     for row in sorted(test_rows, key=lambda r: -r.score)[:n]:
@@ -189,7 +194,7 @@ def worst_images(ws: Workspace, category: str, method: str, test_rows: list[Scor
             continue
         rgb = load_rgb(paths[row.image_key])
         amap = np.load(ws.resolve(row.map_file)).astype(np.float32)
-        low, high = (record.metrics or {}).get("display_range", [float(amap.min()), float(amap.max())])
+        low, high = display
         items.append(GalleryItem(
             key=row.image_key, kind=row.kind, score=row.score,
             flagged=None if threshold is None else bool(row.score > threshold),
@@ -211,6 +216,7 @@ def collect_report(ws: Workspace, category: str, method: str, n_worst: int = 8) 
     if sorted(branch_kinds) != sorted(kinds):
         branch_kinds, branches = [], {}  # from an older evaluation: no curves rather than wrong ones
     metrics = record.metrics or {}
+    display = workspace_display_range(ws, category, method)
     return ReportData(
         category=category, method=method, method_title=METHODS[method].title if method in METHODS else method,
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -224,9 +230,10 @@ def collect_report(ws: Workspace, category: str, method: str, n_worst: int = 8) 
         branch_auroc=branch_auroc_table(branch_kinds, branches),
         threshold=threshold_summary(ws, category, method, rows),
         kinds=kinds, scores=scores,
-        gallery=worst_images(ws, category, method, rows, n_worst),
+        gallery=worst_images(ws, category, method, rows, n_worst, display),
         fusion=metrics.get("fusion_comparison"),
         subtypes=metrics.get("subtype_auroc") or {},
+        colour_bar_jpeg=_jpeg(colour_bar(*display)), colour_caption=scale_caption(*display),
     )
 
 

@@ -227,8 +227,12 @@ def _gallery_section(data: ReportData) -> str:
             f'<img alt="heat map of {_esc(item.key)}" src="{_data_url(item.overlay_jpeg)}">'
             f"<figcaption>#{rank} · {_esc(item.key)} · truth: {_esc(item.kind)} · score {item.score:.4g} {verdict}</figcaption></figure>"
         )
+    scale = ""
+    if data.colour_bar_jpeg:
+        scale = (f'<p class="colour-scale"><img alt="colour scale" src="{_data_url(data.colour_bar_jpeg)}" '
+                 f'style="width:256px;height:14px;vertical-align:middle"> {_esc(data.colour_caption)}</p>')
     return ("<h2>Worst images</h2><p>The highest-scoring test images; bright areas in the heat map are what "
-            "looks least like the good parts.</p><div class=\"gallery\">" + "".join(cells) + "</div>")
+            "looks least like the good parts.</p>" + scale + "<div class=\"gallery\">" + "".join(cells) + "</div>")
 
 
 def render_report(data: ReportData) -> str:

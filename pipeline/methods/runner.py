@@ -18,6 +18,7 @@ from pipeline.data.images import load_rgb
 from pipeline.data.samples import CategoryData, Sample
 from pipeline.device import resolve_device, set_determinism
 from pipeline.errors import MissingFileError
+from pipeline.evaluation.colour_scale import fit_map_scale
 from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
 from pipeline.methods.calibrated import CALIBRATION_FILE, with_active_fusion
@@ -77,14 +78,6 @@ def predict_samples(
     return out
 
 
-def display_range(val_maps: list[np.ndarray], val_scores: list[float]) -> tuple[float, float]:
-    """Colour range for heat maps: the median good pixel is dark, twice the good range is bright."""
-    pixels = np.concatenate([m.ravel() for m in val_maps])
-    low = float(np.median(pixels))
-    top = float(max(val_scores))
-    return low, top + (top - low)
-
-
 def store_threshold(workspace: Workspace, category: str, method: str, val_scores: list[float], flagged: int | None = None) -> tuple[float, int]:
     """Set the threshold from the stored "N flagged" choice (or the default) and remember N."""
     choices = dict(workspace.get_setting(FLAGGED_SETTING, {}, category=category) or {})
@@ -132,14 +125,15 @@ def fit_method(
     val_scores = [p.score for _, _, p in scored]
     workspace.save_scores(category, method, [ScoreRow(s.key, s.split, s.kind, p.score) for s, _, p in scored])
     threshold, flagged = store_threshold(workspace, category, method, val_scores)
-    low, high = display_range([p.anomaly_map for _, _, p in scored], val_scores)
+    scale = fit_map_scale([p.anomaly_map for _, _, p in scored], val_scores)
+    low, high = scale.display_range(threshold)
     workspace.record_model(
         category, method, files,
         settings={"profile": profile, "device": str(dev), "seed": seed, "backbone": backbone,
                   "labelled_bad": list(ctx.labelled_bad), "settings_changes": changes},
         metrics={
             "seconds_fit": seconds, "n_train": len(data.select("train", "good")),
-            "n_validation": len(validation), "display_range": [low, high],
+            "n_validation": len(validation), "display_range": [low, high], "map_scale": scale.to_dict(),
         },
     )
     surface = "segmentation" in spec.trains and is_surface(workspace, category)

@@ -48,9 +48,11 @@ def test_worst_first_with_score_threshold_and_verdict(inspect_at, page_workspace
     assert metrics["Verdict"].split(" (")[0] == ("ANOMALOUS" if worst.score > threshold else "good")
 
     images = at.get("image")
-    assert len(images) == 3  # image (with outline), overlay, heat map alone
+    assert len(images) == 4  # image (with outline), overlay, its colour scale, heat map alone
     assert images[0].proto.imgs[0].caption.startswith(f"{worst.image_key} (")
     assert images[1].proto.imgs[0].caption == "Final anomaly map over the image"
+    # the scale names the threshold's map level: for instant (score = map peak) the threshold itself
+    assert f"the threshold's level ({threshold:.3g})" in images[2].proto.imgs[0].caption
 
 
 def test_next_and_previous_move_through_the_list(app, inspect_at):
@@ -179,8 +181,13 @@ def _size_of(image, sizes) -> tuple[int, int]:
     return sizes[PurePosixPath(image.proto.imgs[0].url).stem]
 
 
+def _pictures(at) -> list:
+    """The page's images without the colour-scale bar (checked on its own)."""
+    return [img for img in at.get("image") if not img.proto.imgs[0].caption.startswith("dark: ")]
+
+
 def _captions(at) -> list[str]:
-    return [img.proto.imgs[0].caption for img in at.get("image")]
+    return [img.proto.imgs[0].caption for img in _pictures(at)]
 
 
 @pytest.fixture
@@ -205,7 +212,7 @@ def test_aecsad_lists_worst_first_and_has_a_toggle_per_branch(aecsad_at, aecsad_
         "Local student", "Global student", "Teacher vs global", "Predicted segmentation", "Patch retrieval",
         "Histogram cells"]
     assert not any(at.toggle(k).value for k in BRANCH_KEYS)
-    assert len(at.get("image")) == 3  # image, final map, heat map alone
+    assert len(at.get("image")) == 4  # image, final map, its colour scale, heat map alone
     scores = next(df.value for df in at.dataframe if "branch" in df.value.columns)
     assert {"lgst", "lgst_local", "lgst_global", "histogram_global", "histogram_grid"} <= set(scores["branch"])
     fused = scores.dropna()
@@ -222,7 +229,7 @@ def test_branch_maps_are_drawn_at_the_image_resolution(app, aecsad_at, image_siz
     for key in BRANCH_KEYS:
         at.toggle(key).set_value(True)
     app.run(at)
-    images = at.get("image")
+    images = _pictures(at)
     assert len(images) == 3 + len(BRANCH_KEYS)
     captions = _captions(at)
     assert captions[0].endswith("(128×128 px)")  # the maps come at the segmenter's 96 px side
@@ -236,12 +243,12 @@ def test_branch_maps_are_drawn_at_the_image_resolution(app, aecsad_at, image_siz
     before = [img.proto.imgs[0].url for img in images]
     at.slider("opacity").set_value(0.9)
     app.run(at)
-    after = [img.proto.imgs[0].url for img in at.get("image")]
+    after = [img.proto.imgs[0].url for img in _pictures(at)]
     assert after[0] == before[0] and all(a != b for a, b in zip(after[1:7], before[1:7]))
 
     at.toggle("branch_local").set_value(False)
     app.run(at)
-    assert len(at.get("image")) == 2 + len(BRANCH_KEYS) and "Local student" not in " ".join(_captions(at))
+    assert len(_pictures(at)) == 2 + len(BRANCH_KEYS) and "Local student" not in " ".join(_captions(at))
 
 
 def test_verdict_follows_the_current_threshold(app, workspace_copy):

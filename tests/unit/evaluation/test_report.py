@@ -149,8 +149,11 @@ def test_report_gallery_holds_the_worst_images_with_heat_maps(run):
     worst = ws.scores(CATEGORY, METHOD, split="test")[:8]  # stored worst first
     figures = tree.find("figure", **{"class": "worst"})
     assert [f["data-key"] for f in figures] == [r.image_key for r in worst]
-    images = [a for t, a, _ in tree.tags if t == "img"]
+    images = [a for t, a, _ in tree.tags if t == "img" and a.get("alt") != "colour scale"]
     assert len(images) == 2 * len(worst)
+    [scale] = [a for t, a, _ in tree.tags if t == "img" and a.get("alt") == "colour scale"]
+    assert scale["src"].startswith("data:image/jpeg;base64,")
+    assert "red (tick)" in run["html"]  # the caption says where the threshold is
     for img in images:
         assert img["src"].startswith("data:image/jpeg;base64,")
         picture = Image.open(io.BytesIO(base64.b64decode(img["src"].split(",", 1)[1])))
