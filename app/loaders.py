@@ -12,7 +12,8 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.samples import CategoryData
 from pipeline.device import describe_device
-from pipeline.evaluation.heatmap import draw_outline, overlay
+from pipeline.evaluation.colour_scale import threshold_level
+from pipeline.evaluation.heatmap import above_level_outline, draw_outline, overlay
 from pipeline.methods.base import Detector, Prediction
 from pipeline.methods.runner import load_detector
 from pipeline.models.backbones import build_classifier
@@ -109,29 +110,31 @@ def base_picture(path: str, mask_paths: tuple[str, ...], outline: bool) -> np.nd
 @st.cache_data(show_spinner=False, max_entries=256)
 def _map_picture(workspace: str, category: str, method: str, created_at: str, path: str, branch: str,
                  value_range: tuple[float, float] | None, opacity: float, mask_paths: tuple[str, ...],
-                 outline: bool, n_classes: int) -> np.ndarray:
+                 outline: bool, n_classes: int, above: bool) -> np.ndarray:
     pred = _full_prediction(workspace, category, method, created_at, path)
     values = pred.anomaly_map if branch == "final" else pred.branch_maps[branch]
     base = base_picture(path, mask_paths, outline)
     if branch == "segmentation":
         return label_overlay(base, values, n_classes, opacity)
     low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
-    return overlay(base, values, low, high, opacity)
+    picture = overlay(base, values, low, high, opacity)
+    return above_level_outline(picture, values, threshold_level(low, high)) if above else picture
 
 
 def map_picture(ws: Workspace, category: str, method: str, path: Path, branch: str,
                 value_range: tuple[float, float] | None, opacity: float, mask_paths: tuple[str, ...] = (),
-                outline: bool = False, n_classes: int = 0) -> np.ndarray | None:
+                outline: bool = False, n_classes: int = 0, above: bool = False) -> np.ndarray | None:
     """The final map (``branch="final"``) or one branch map over the image at its own resolution.
 
     Heat maps are coloured over ``value_range`` (None: this map's own min..max); the segmentation
-    branch is drawn as coloured part classes. None when the method was never fitted.
+    branch is drawn as coloured part classes. ``above``: the regions above the threshold's level
+    of ``value_range`` outlined (``colour_scale``). None when the method was never fitted.
     """
     record = ws.model_record(category, method)
     if record is None:
         return None
     return _map_picture(str(ws.path), category, method, record.created_at, str(path), branch,
-                        value_range, float(opacity), tuple(mask_paths), bool(outline), int(n_classes))
+                        value_range, float(opacity), tuple(mask_paths), bool(outline), int(n_classes), bool(above))
 
 
 def label_overlay(image_rgb: np.ndarray, labels: np.ndarray, n_classes: int, opacity: float) -> np.ndarray:

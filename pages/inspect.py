@@ -205,8 +205,10 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
                                         fallback=(float(pred.anomaly_map.min()), float(pred.anomaly_map.max())))
     _verdict(ws, category, method, sample, pred.score)
     _image_label(ws, category, sample)
-    controls = st.columns(2)
+    controls = st.columns(3)
     opacity = controls[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
+    show_above = controls[2].toggle("Outline what is above the threshold", value=True, key="show_above",
+                                    help="Green: where the final map exceeds the threshold's level (the red tick)")
     show_gt = controls[1].toggle("Show the ground-truth outline", value=bool(sample.mask_paths), key="show_gt",
                                  disabled=not sample.mask_paths,
                                  help=None if sample.mask_paths else "This image has no ground-truth mask")
@@ -215,8 +217,9 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     left, right = st.columns(2)
     left.image(loaders.base_picture(str(sample.path), masks, show_gt),
                caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
-    right.image(loaders.map_picture(ws, category, method, sample.path, "final", (low, high), opacity, masks, show_gt),
-                caption="Final anomaly map over the image")
+    right.image(loaders.map_picture(ws, category, method, sample.path, "final", (low, high), opacity, masks, show_gt,
+                                    above=show_above),
+                caption="Final anomaly map over the image" + (" (green: above the threshold)" if show_above else ""))
     right.image(colour_bar(low, high), caption=scale_caption(low, high), width="stretch")
     _branch_pictures(ws, category, method, sample, shown, opacity, show_gt)
     if pred.explanations:

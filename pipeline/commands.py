@@ -15,8 +15,8 @@ from pipeline.data.importer import import_into_workspace, plan_imports
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.subtypes import weakest_first
-from pipeline.evaluation.colour_scale import workspace_display_range
-from pipeline.evaluation.heatmap import overlay
+from pipeline.evaluation.colour_scale import threshold_level, workspace_display_range
+from pipeline.evaluation.heatmap import above_level_outline, overlay
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread
 from pipeline.methods.runner import fit_method, load_detector
 from pipeline.workspace import Workspace
@@ -171,7 +171,8 @@ def write_predictions(detector, images: list[Path], out: Path, threshold: float 
             continue
         pred = detector.predict([rgb])[0]
         heat_path = out / names[path]
-        atomic_save_png(heat_path, overlay(rgb, pred.anomaly_map, low, high, 0.5))
+        picture = overlay(rgb, pred.anomaly_map, low, high, 0.5)
+        atomic_save_png(heat_path, above_level_outline(picture, pred.anomaly_map, threshold_level(low, high)))
         row = {
             "image": str(path), "score": pred.score, "threshold": threshold,
             "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),

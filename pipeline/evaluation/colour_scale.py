@@ -96,6 +96,11 @@ def workspace_display_range(ws: Workspace, category: str, method: str,
     return model_display_range(record.metrics if record else None, ws.get_threshold(category, method), current, fallback)
 
 
+def threshold_level(vmin: float, vmax: float) -> float:
+    """The map level a display range puts the threshold at."""
+    return vmin + THRESHOLD_POSITION * (vmax - vmin)
+
+
 def colour_bar(vmin: float, vmax: float, width: int = 256, height: int = 14) -> np.ndarray:
     """uint8 RGB (height, width, 3) ramp from ``vmin`` to ``vmax`` with a white tick at the threshold."""
     ramp = np.tile(np.linspace(vmin, vmax, width)[None, :], (height, 1))
@@ -107,6 +112,6 @@ def colour_bar(vmin: float, vmax: float, width: int = 256, height: int = 14) -> 
 
 def scale_caption(vmin: float, vmax: float) -> str:
     """One line that says what the colours mean, in map units."""
-    level = vmin + THRESHOLD_POSITION * (vmax - vmin)
+    level = threshold_level(vmin, vmax)
     return (f"dark: a typical good pixel ({vmin:.3g}) · {THRESHOLD_COLOUR_NAME} (tick): the threshold's level "
             f"({level:.3g}) · bright: {vmax:.3g} and above")

@@ -54,3 +54,15 @@ def draw_outline(image: np.ndarray, mask: np.ndarray, colour: tuple[int, int, in
     out = image.copy()
     out[edge] = colour
     return out
+
+
+ABOVE_THRESHOLD_COLOUR = (0, 255, 0)
+"""Outline of the regions above the threshold's map level (green; the ground truth is cyan)."""
+
+
+def above_level_outline(image: np.ndarray, anomaly_map: np.ndarray, level: float, width: int = 2) -> np.ndarray:
+    """``image`` with the regions where the map, resized to the image, exceeds ``level`` outlined."""
+    above = resize_map(anomaly_map, image.shape[:2]) > level
+    if not above.any():
+        return image
+    return draw_outline(image, above, ABOVE_THRESHOLD_COLOUR, width)

@@ -19,8 +19,8 @@ from pipeline.data.images import load_rgb
 from pipeline.errors import NotReadyError
 from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind
 from pipeline.evaluation.evaluate import load_branch_scores
-from pipeline.evaluation.colour_scale import colour_bar, scale_caption, workspace_display_range
-from pipeline.evaluation.heatmap import overlay
+from pipeline.evaluation.colour_scale import colour_bar, scale_caption, threshold_level, workspace_display_range
+from pipeline.evaluation.heatmap import above_level_outline, overlay
 from pipeline.evaluation.reference import REFERENCE_AUROC, REFERENCE_NOTE
 from pipeline.evaluation.roc import RocCurve, roc_curve
 from pipeline.evaluation.threshold import ThresholdSummary, summarize_threshold
@@ -198,7 +198,7 @@ def worst_images(ws: Workspace, category: str, method: str, test_rows: list[Scor
         items.append(GalleryItem(
             key=row.image_key, kind=row.kind, score=row.score,
             flagged=None if threshold is None else bool(row.score > threshold),
-            image_jpeg=_jpeg(rgb), overlay_jpeg=_jpeg(overlay(rgb, amap, low, high, 0.5)),
+            image_jpeg=_jpeg(rgb), overlay_jpeg=_jpeg(above_level_outline(overlay(rgb, amap, low, high, 0.5), amap, threshold_level(low, high))),
         ))
     return items
 

@@ -50,9 +50,20 @@ def test_worst_first_with_score_threshold_and_verdict(inspect_at, page_workspace
     images = at.get("image")
     assert len(images) == 4  # image (with outline), overlay, its colour scale, heat map alone
     assert images[0].proto.imgs[0].caption.startswith(f"{worst.image_key} (")
-    assert images[1].proto.imgs[0].caption == "Final anomaly map over the image"
+    assert images[1].proto.imgs[0].caption == "Final anomaly map over the image (green: above the threshold)"
     # the scale names the threshold's map level: for instant (score = map peak) the threshold itself
     assert f"the threshold's level ({threshold:.3g})" in images[2].proto.imgs[0].caption
+
+
+def test_the_above_threshold_outline_can_be_switched_off(app, inspect_at, page_workspaces):
+    at = inspect_at
+    worst = Workspace.open(page_workspaces["evaluated"]).scores("pin_tray", "instant", split="test")[0]
+    assert worst.score > Workspace.open(page_workspaces["evaluated"]).get_threshold("pin_tray", "instant")
+    outlined = at.get("image")[1].proto.imgs[0].url
+    at.toggle("show_above").set_value(False)
+    app.run(at)
+    final = at.get("image")[1].proto.imgs[0]
+    assert final.caption == "Final anomaly map over the image" and final.url != outlined
 
 
 def test_next_and_previous_move_through_the_list(app, inspect_at):

@@ -1,6 +1,8 @@
 import numpy as np
 
-from pipeline.evaluation.heatmap import colorize, draw_outline, mask_outline, overlay
+from pipeline.evaluation.heatmap import (
+    ABOVE_THRESHOLD_COLOUR, above_level_outline, colorize, draw_outline, mask_outline, overlay,
+)
 
 
 def test_colorize_is_dark_at_vmin_bright_at_vmax_and_clips():
@@ -25,3 +27,14 @@ def test_outline_is_the_border_of_the_region():
     assert edge.sum() == 16 and not edge[3, 3] and edge[1, 3]
     drawn = draw_outline(np.zeros((7, 7, 3), np.uint8), mask, width=1)
     assert (drawn[edge] == (0, 255, 255)).all() and drawn[~edge].max() == 0
+
+
+def test_regions_above_the_level_are_outlined_at_the_image_resolution():
+    amap = np.zeros((4, 4), np.float32)
+    amap[1:3, 1:3] = 5.0  # a 2x2 hot block on a 4x4 map: pixels 8..23 of a 32 px image
+    image = np.full((32, 32, 3), 100, np.uint8)
+    out = above_level_outline(image, amap, level=2.0)
+    green = (out == ABOVE_THRESHOLD_COLOUR).all(axis=2)
+    assert green.any() and not green[:6].any() and not green[26:].any()  # only around the block
+    assert not green[14:18, 14:18].any()  # an outline, not a fill
+    np.testing.assert_array_equal(above_level_outline(image, amap, level=9.0), image)  # nothing above
