@@ -3,7 +3,8 @@
 Fit = embed the good training images, keep a coreset of their patches as the memory bank;
 predict = distance of each patch to its nearest bank entry, blurred; image score = map maximum.
 A second, coarser bank on deeper stages (``deep_layers``) is scored the same way; both maps are
-divided by their typical good validation image's peak and the larger wins per pixel. Labelled bad
+divided by their typical good validation image's peak, the deep one gated by the fine one (``two_depth_map``),
+and the larger wins per pixel. Labelled bad
 images can be added as anomaly keys.
 """
 

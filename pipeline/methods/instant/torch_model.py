@@ -25,7 +25,7 @@ DEFAULT_DEEP_LAYERS = {
 }
 """Stages of the second, coarser memory bank per backbone; ``()``: none. On textured surfaces
 (thin cracks, uneven areas) the deeper stages see the texture's context: measured on KolektorSDD
-image AUROC 0.808 -> 0.889, synthetic textured_plate 0.79 -> 0.91 as a second bank beside the
+image AUROC 0.808 -> 0.877, synthetic textured_plate 0.79 -> 0.90 as a second bank beside the
 mid-level one (not measured for WRN50)."""
 
 
@@ -144,9 +144,18 @@ def two_depth_map(fine: torch.Tensor, deep: torch.Tensor, fine_scale: tuple[floa
                   deep_scale: tuple[float, float]) -> torch.Tensor:
     """One map from the two banks' blurred maps, fine (N, h, w) and deep (N, h', w'): each put on
     the common scale (``(map - offset) / unit``, ``DeepBank``), the deep one resized to the fine
-    grid, then the larger of the two per pixel, so either depth can flag a patch."""
+    grid and gated by the fine map relative to its own peak, then the larger of the two per pixel.
+
+    The deep bank sees more context (it raises the peak of an image with a thin crack) but its
+    stride-16 map is coarse; gating places its evidence where the fine map is highest. Measured
+    against the plain per-pixel maximum: AUPRO KolektorSDD 0.26 -> 0.30, textured_plate 0.25 ->
+    0.48, pin_tray 0.34 -> 0.62, image AUROC within 0.011."""
+    fine = (fine - fine_scale[0]) / fine_scale[1]
+    deep = (deep - deep_scale[0]) / deep_scale[1]
     deep = F.interpolate(deep.unsqueeze(1), size=fine.shape[-2:], mode="bilinear", align_corners=False).squeeze(1)
-    return torch.maximum((fine - fine_scale[0]) / fine_scale[1], (deep - deep_scale[0]) / deep_scale[1])
+    positive = fine.clamp_min(0.0)
+    gate = positive / positive.amax(dim=(1, 2), keepdim=True).clamp_min(1e-12)
+    return torch.maximum(fine, deep * gate)
 
 
 def greedy_coreset(features: torch.Tensor, size: int, seed: int, projection_dim: int = 128) -> torch.Tensor:

@@ -63,9 +63,11 @@ def test_patch_embedder_shapes_on_random_backbone():
     assert flatten_patches(out).shape == (128, embedder.channels)
 
 
-def test_two_depth_map_takes_the_larger_standardised_value_per_pixel():
+def test_two_depth_map_places_the_deep_evidence_where_the_fine_map_peaks():
     fine = torch.tensor([[[1.0, 2.0], [3.0, 4.0]]])
-    deep = torch.tensor([[[10.0]]])  # one deep pixel covers the whole fine grid
+    deep = torch.tensor([[[20.0]]])  # one deep pixel covers the whole fine grid
     out = two_depth_map(fine, deep, fine_scale=(1.0, 1.0), deep_scale=(8.0, 2.0))
-    # fine in its units: 0, 1, 2, 3; deep: (10 - 8) / 2 = 1 everywhere
-    assert torch.allclose(out, torch.tensor([[[1.0, 1.0], [2.0, 3.0]]]))
+    # fine in its units: 0, 1, 2, 3 (gate 0, 1/3, 2/3, 1); deep: (20 - 8) / 2 = 6 everywhere
+    assert torch.allclose(out, torch.tensor([[[0.0, 2.0], [4.0, 6.0]]]))
+    weak = two_depth_map(fine, torch.tensor([[[10.0]]]), fine_scale=(1.0, 1.0), deep_scale=(8.0, 2.0))
+    assert torch.allclose(weak, torch.tensor([[[0.0, 1.0], [2.0, 3.0]]]))  # deep 1 * gate < fine: the fine map
