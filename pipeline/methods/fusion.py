@@ -53,10 +53,14 @@ class FusionSettings:
             ``retrieval/`` folder and fuse its score as one more branch (beyond the thesis).
         top_k: the fused score is the sum of an image's ``top_k`` largest branch z-scores;
             0 sums every branch (thesis eq. 4.18).
+        surface_check: on a surface (no part branches), fuse only the branches whose sum best
+            separates synthetic defects pasted on the good validation images
+            (``instant.depth_check``); no defect label is used.
     """
 
     retrieval: bool = True
     top_k: int = 3
+    surface_check: bool = True
 
     @classmethod
     def for_profile(cls, profile: str, **overrides) -> "FusionSettings":
@@ -95,6 +99,10 @@ class Fusion:
     def __call__(self, scores: Mapping[str, float]) -> float:
         z = self.z_scores(scores)
         return float(sum(z[name] for name in self._largest(z)))
+
+    def only(self, names: tuple[str, ...]) -> "Fusion":
+        """The same fusion over ``names`` alone."""
+        return Fusion({name: self.branches[name] for name in names}, self.top_k)
 
     def to_dict(self) -> dict:
         """The branches' statistics; ``top_k`` is stored beside them (files older than it sum all)."""

