@@ -250,13 +250,10 @@ def bundle_from_workspace(workspace: Path, category: str, method: str, out: Path
 
 
 def _threshold_note(ws, category: str, method: str) -> str:
-    try:
-        from pipeline.methods.runner import FLAGGED_SETTING
+    from pipeline.methods.runner import FLAGGED_SETTING
 
-        flagged = (ws.get_setting(FLAGGED_SETTING, {}, category=category) or {}).get(method)
-        return "" if flagged is None else f"{flagged} good validation images flagged"
-    except Exception:  # a note only: never fail a bundle over it
-        return ""
+    flagged = (ws.get_setting(FLAGGED_SETTING, {}, category=category) or {}).get(method)
+    return "" if flagged is None else f"{flagged} good validation images flagged"
 
 
 # --- reading -----------------------------------------------------------------------------------

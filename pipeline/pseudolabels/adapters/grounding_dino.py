@@ -7,6 +7,8 @@ pass ``local_files_only=True`` while the model is built.
 
 from __future__ import annotations
 
+import pickle
+
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -122,7 +124,7 @@ def _local_text_encoder() -> Iterator[None]:
 def _load_checkpoint(model: torch.nn.Module, path: Path) -> None:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:
+    except pickle.UnpicklingError:  # torch's "weights only load failed"
         # The official release pickles more than tensors; it is the file the user chose to trust,
         # loaded the way groundingdino's own load_model does.
         checkpoint = torch.load(path, map_location="cpu", weights_only=False)
