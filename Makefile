@@ -10,7 +10,9 @@ run: $(STAMP)
 	$(BIN)/python -m pipeline demo --root demo
 	$(BIN)/streamlit run streamlit_app.py -- --workspace demo/workspace
 
+# The layer contract in pyproject.toml first (seconds), then the tests.
 test: $(STAMP)
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q
 
 # Also the tests marked slow (random-weight foundation models, bigger synthetic runs).

@@ -12,10 +12,10 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.samples import CategoryData
 from pipeline.device import describe_device
-from pipeline.evaluation.colour_scale import threshold_level
-from pipeline.evaluation.heatmap import above_level_outline, draw_outline, overlay
 from pipeline.methods.base import Detector, Prediction
 from pipeline.methods.runner import load_detector
+from pipeline.metrics.colour_scale import threshold_level
+from pipeline.metrics.heatmap import above_level_outline, draw_outline, overlay
 from pipeline.models.backbones import build_classifier
 from pipeline.pseudolabels import edits, render
 from pipeline.pseudolabels import store as pl_store

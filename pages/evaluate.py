@@ -11,18 +11,24 @@ import streamlit as st
 
 from app.state import require_category, require_workspace, select_method
 from app.widgets import StreamlitProgress, pct
-from pipeline.evaluation.evaluate import evaluate_method, load_branch_scores
-from pipeline.evaluation.reference import REFERENCE_NOTE
-from pipeline.evaluation.report import (
-    AUROC_KEYS, auroc_rows, branch_auroc_table, branch_rocs, kind_rocs, threshold_summary, write_report,
-)
-from pipeline.evaluation.roc import RocCurve
-from pipeline.evaluation.subtypes import weakest_first
 from pipeline.data.samples import DataError
-from pipeline.evaluation.calibration import CALIBRATED, CalibrationSettings
-from pipeline.methods.calibrate import apply_calibration, calibrate_method, calibration_applied, marked_bad_samples
+from pipeline.evaluation.calibrate import apply_calibration, calibrate_method, calibration_applied, marked_bad_samples
+from pipeline.evaluation.evaluate import evaluate_method, load_branch_scores
+from pipeline.evaluation.report import (
+    AUROC_KEYS,
+    auroc_rows,
+    branch_auroc_table,
+    branch_rocs,
+    kind_rocs,
+    threshold_summary,
+    write_report,
+)
 from pipeline.methods.calibrated import load_calibration
 from pipeline.methods.runner import FLAGGED_SETTING, store_threshold
+from pipeline.metrics.calibration import CALIBRATED, CalibrationSettings
+from pipeline.metrics.reference import REFERENCE_NOTE
+from pipeline.metrics.roc import RocCurve
+from pipeline.metrics.subtypes import weakest_first
 from pipeline.workspace import ScoreRow, Workspace
 
 KIND_COLOURS = {"good": "#2ca02c", "logical": "#d62728", "structural": "#1f77b4", "bad": "#9467bd"}

@@ -17,11 +17,11 @@ import streamlit as st
 from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
-from pipeline.evaluation.colour_scale import colour_bar, scale_caption, workspace_display_range
-from pipeline.evaluation.heatmap import colorize
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, Verdict, judge, score_spread
 from pipeline.methods.base import Prediction
 from pipeline.methods.histogram.method import EXPLAIN_ABOVE
+from pipeline.metrics.colour_scale import colour_bar, scale_caption, workspace_display_range
+from pipeline.metrics.heatmap import colorize
 from pipeline.models.preprocess import resize_map
 from pipeline.workspace import IMAGE_LABELS, Workspace
 

@@ -6,7 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from pipeline.errors import SettingsError, UserError, report_bug, report_user_error
+from pipeline.bug_reports import report_bug
+from pipeline.errors import SettingsError, UserError, report_user_error
 
 EXPECTED_ERRORS = (UserError, PermissionError)
 """Errors the user can fix: one ``error:`` line, exit 2. Every project error (``DataError``,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.data.registered import load_workspace_category
 from pipeline.errors import NotReadyError, SettingsError
-from pipeline.evaluation.calibration import CalibrationSettings
-from pipeline.methods.calibrate import apply_calibration, calibrate_method, marked_bad_samples
-from pipeline.methods.runner import load_workspace_category
+from pipeline.evaluation.calibrate import apply_calibration, calibrate_method, marked_bad_samples
+from pipeline.metrics.calibration import CalibrationSettings
 from pipeline.workspace import IMAGE_LABELS, Workspace
 
 

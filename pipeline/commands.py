@@ -9,54 +9,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.data.discover import category_root, load_category
 from pipeline.data.images import ImageReadError, load_rgb
 from pipeline.data.importer import import_into_workspace, plan_imports
+from pipeline.data.registered import register_category
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
-from pipeline.evaluation.subtypes import weakest_first
-from pipeline.evaluation.colour_scale import threshold_level, workspace_display_range
-from pipeline.evaluation.heatmap import above_level_outline, overlay
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread
 from pipeline.methods.runner import fit_method, load_detector
+from pipeline.metrics.colour_scale import threshold_level, workspace_display_range
+from pipeline.metrics.heatmap import above_level_outline, overlay
+from pipeline.metrics.subtypes import weakest_first
 from pipeline.workspace import Workspace
 from pipeline.workspace.files import atomic_save_png, atomic_write_json, atomic_write_text
-
-
-class TqdmProgress:
-    """``ProgressFn`` that draws one tqdm bar per stage on stderr."""
-
-    def __init__(self) -> None:
-        self._bar: tqdm | None = None
-        self._stage = ""
-
-    def __call__(self, stage: str, done: int, total: int) -> None:
-        if stage != self._stage or self._bar is None:
-            self.close()
-            self._stage = stage
-            # In a log file (no terminal) every redraw is a new line: redraw every few seconds only.
-            interval = 0.1 if sys.stderr.isatty() else 5.0
-            self._bar = tqdm(total=total, desc=stage, file=sys.stderr, leave=False, dynamic_ncols=True,
-                             mininterval=interval)
-        if self._bar.total != total:  # a time-budgeted stage re-plans its length
-            self._bar.total = total
-        self._bar.update(done - self._bar.n)  # update() honours mininterval; refresh() would not
-
-    def write(self, text: str) -> None:
-        """Print a line to stdout without tearing the bar (tqdm clears and redraws it)."""
-        tqdm.write(text, file=sys.stdout)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
-            self._bar = None
-
-
-def register_category(workspace: Workspace, data: Path, category: str) -> None:
-    """Add (or refresh) a category in the workspace after checking its data loads."""
-    root = category_root(data, category).resolve()
-    loaded = load_category(root)
-    workspace.add_category(category, root, loaded.layout)
 
 
 def fit_command(

@@ -6,7 +6,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from pipeline.data.synth import DEFAULT_CATEGORIES, SynthSettings, generate
-from pipeline.methods.base import ProgressFn, no_progress
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.workspace import Workspace
 
 DEFAULT_DEMO_ROOT = Path("demo")

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
-from pipeline.commands import TqdmProgress
 from pipeline.errors import SettingsError
+from pipeline.progress import TqdmProgress
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands
@@ -57,11 +57,11 @@ def lgst_inputs(
 
     import torch
 
+    from pipeline.data.registered import load_workspace_category
     from pipeline.methods.aecsad.method import _reliable_label_maps
     from pipeline.methods.base import FitContext
     from pipeline.methods.lgst.data import load_lgst_data
     from pipeline.methods.lgst.settings import LgstSettings
-    from pipeline.methods.runner import load_workspace_category
     from pipeline.models.backbones import choose_backbone
 
     if method not in METHODS:
@@ -101,8 +101,8 @@ def train_lgst_command(
     """Train (or resume) the category's LGST students; one process, or one rank under torchrun."""
     from pipeline.device import resolve_device
     from pipeline.distributed import setup_distributed, teardown
-    from pipeline.methods.base import no_progress
     from pipeline.methods.lgst.train import log_every, train_lgst
+    from pipeline.progress import no_progress
     from pipeline.segmentation_commands import _describe_processes, _silent
 
     ws = Workspace.open(workspace)

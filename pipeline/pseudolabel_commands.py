@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.commands import TqdmProgress, register_category
+from pipeline.data.registered import register_category
+from pipeline.progress import TqdmProgress
 from pipeline.pseudolabels.surface import SURFACE_MESSAGE
 from pipeline.workspace import Workspace
 
@@ -103,8 +104,8 @@ def tags_command(
 
 def _suggestions(ws: Workspace, category: str, imagenet: bool, device: str):
     from pipeline.data.images import load_rgb
+    from pipeline.data.registered import load_workspace_category
     from pipeline.device import resolve_device
-    from pipeline.methods.runner import load_workspace_category
     from pipeline.pseudolabels.adapters.factory import choose_taggers
     from pipeline.pseudolabels.tag_curation import suggest_tags
 

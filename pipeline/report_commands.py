@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.commands import TqdmProgress
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.report import write_report
+from pipeline.progress import TqdmProgress
 from pipeline.workspace import Workspace
 
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.commands import TqdmProgress
 from pipeline.errors import SettingsError
+from pipeline.progress import TqdmProgress
 from pipeline.workspace import Workspace
 
 if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands

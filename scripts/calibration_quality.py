@@ -27,11 +27,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pipeline.evaluation.auroc import image_auroc_by_kind  # noqa: E402
-from pipeline.evaluation.calibration import CalibrationSettings, calibrate_fusion, equal_fusion  # noqa: E402
+from pipeline.evaluation.calibrate import apply_calibration, calibrate_method  # noqa: E402
 from pipeline.evaluation.evaluate import BRANCH_SCORES_FILE, evaluate_method  # noqa: E402
-from pipeline.methods.calibrate import apply_calibration, calibrate_method  # noqa: E402
 from pipeline.methods.calibrated import CALIBRATION_FILE  # noqa: E402
+from pipeline.metrics.auroc import image_auroc_by_kind  # noqa: E402
+from pipeline.metrics.calibration import CalibrationSettings, calibrate_fusion, equal_fusion  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json  # noqa: E402
 

@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))  # the sibling script's
 
 from segmentation_quality import METHOD, test_good_miou  # noqa: E402
 
-from pipeline.commands import register_category  # noqa: E402
 from pipeline.data.discover import find_categories  # noqa: E402
+from pipeline.data.registered import register_category  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_method  # noqa: E402
 from pipeline.methods.runner import fit_method  # noqa: E402
 from pipeline.methods.segmentation.checkpoint import load_checkpoint  # noqa: E402

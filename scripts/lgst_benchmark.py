@@ -27,12 +27,13 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pipeline.commands import register_category  # noqa: E402
+from bench_common import figures, lgst_length  # noqa: E402  (scripts/ is on sys.path when a script runs)
+
+from pipeline.data.registered import register_category  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_method  # noqa: E402
 from pipeline.methods.runner import fit_method  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json  # noqa: E402
-from bench_common import figures, lgst_length  # noqa: E402  (scripts/ is on sys.path when a script runs)
 
 SHARED = ("segmentation.safetensors", "segmentation_history.json")
 

@@ -32,8 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pipeline.commands import register_category  # noqa: E402
+from bench_common import figures, lgst_length, run_info  # noqa: E402  (scripts/ is on sys.path)
+
 from pipeline.data.discover import category_root, find_categories  # noqa: E402
+from pipeline.data.registered import register_category  # noqa: E402
 from pipeline.device import resolve_device  # noqa: E402
 from pipeline.errors import SettingsError, UserError  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_method  # noqa: E402
@@ -42,7 +44,6 @@ from pipeline.methods.runner import fit_method  # noqa: E402
 from pipeline.methods.training_settings import parse_training_settings  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402
 from pipeline.workspace.files import atomic_write_json, atomic_write_text  # noqa: E402
-from bench_common import figures, lgst_length, run_info  # noqa: E402  (scripts/ is on sys.path)
 
 SEED, BACKBONE = 0, "auto"
 """``fit_method``'s defaults, which this script keeps (``--skip-fitted`` compares them too)."""

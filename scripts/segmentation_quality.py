@@ -28,19 +28,23 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
-from pipeline.commands import register_category  # noqa: E402
+from pseudo_label_quality import drawn_boxes  # noqa: E402  (this folder)
+
 from pipeline.data.discover import find_categories, load_category  # noqa: E402
 from pipeline.data.images import load_rgb  # noqa: E402
+from pipeline.data.registered import (
+    load_workspace_category,  # noqa: E402
+    register_category,  # noqa: E402
+)
 from pipeline.data.samples import LOCO_KIND_FOLDERS  # noqa: E402
-from pipeline.evaluation.auroc import auroc  # noqa: E402
 from pipeline.evaluation.evaluate import evaluate_method  # noqa: E402
-from pipeline.methods.runner import fit_method, load_detector, load_workspace_category  # noqa: E402
+from pipeline.methods.runner import fit_method, load_detector
 from pipeline.methods.segmentation.checkpoint import load_checkpoint  # noqa: E402
 from pipeline.methods.segmentation.train import CHECKPOINT  # noqa: E402
+from pipeline.metrics.auroc import auroc  # noqa: E402
 from pipeline.pseudolabels import quality  # noqa: E402
 from pipeline.pseudolabels.curation import set_boxes  # noqa: E402
 from pipeline.pseudolabels.run import run_pseudo_labels  # noqa: E402
-from pseudo_label_quality import drawn_boxes  # noqa: E402  (this folder)
 from pipeline.pseudolabels.settings import PseudoLabelSettings, with_assignments  # noqa: E402
 from pipeline.pseudolabels.truth import store_true_labels  # noqa: E402
 from pipeline.workspace import Workspace  # noqa: E402

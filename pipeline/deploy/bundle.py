@@ -38,9 +38,9 @@ import numpy as np
 import torch
 
 from pipeline.errors import UserError
-from pipeline.evaluation.colour_scale import workspace_display_range
 from pipeline.evaluation.verdict import score_spread
 from pipeline.methods.base import Detector
+from pipeline.metrics.colour_scale import workspace_display_range
 
 FORMAT = "pipeline-bundle-v1"
 MANIFEST, CONFIG, WEIGHTS = "manifest.json", "config.json", "weights.safetensors"
@@ -322,8 +322,8 @@ def load_bundle_detector(bundle: Bundle, device: torch.device | str = "cpu") -> 
     (with its few-shot fusion weights when the workspace had them applied)."""
     detector = _plain_bundle_detector(bundle, torch.device(device))
     if bundle.config.get("fusion_calibration"):
-        from pipeline.evaluation.calibration import FusionCalibration
         from pipeline.methods.calibrated import CalibratedDetector
+        from pipeline.metrics.calibration import FusionCalibration
 
         return CalibratedDetector(detector, FusionCalibration.from_dict(bundle.config["fusion_calibration"]))
     return detector

@@ -11,16 +11,17 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_mask
+from pipeline.data.registered import load_workspace_category
 from pipeline.data.samples import DataError
-from pipeline.evaluation.aupro import aupro
-from pipeline.evaluation.auroc import DEFECT_KINDS, image_auroc_by_kind, scored_branches
-from pipeline.evaluation.roc import RocCurve, roc_curve
-from pipeline.evaluation.subtypes import load_subtypes, subtype_aurocs
-from pipeline.evaluation.calibration import FusionCalibration
-from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.calibrated import fusion_mode, load_calibration
-from pipeline.methods.runner import load_detector, load_workspace_category, predict_samples
+from pipeline.methods.runner import load_detector, predict_samples
+from pipeline.metrics.aupro import aupro
+from pipeline.metrics.auroc import DEFECT_KINDS, image_auroc_by_kind, scored_branches
+from pipeline.metrics.calibration import FusionCalibration
+from pipeline.metrics.roc import RocCurve, roc_curve
+from pipeline.metrics.subtypes import load_subtypes, subtype_aurocs
 from pipeline.models.preprocess import resize_map
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.workspace import ScoreRow, Workspace
 from pipeline.workspace.files import atomic_save_npy, atomic_write_json
 

@@ -14,9 +14,9 @@ import math
 
 import numpy as np
 
-from pipeline.evaluation.report import ReportData
-from pipeline.evaluation.roc import RocCurve
-from pipeline.evaluation.subtypes import weakest_first
+from pipeline.evaluation.report_data import ReportData
+from pipeline.metrics.roc import RocCurve
+from pipeline.metrics.subtypes import weakest_first
 
 KIND_COLOURS = {"good": "#2ca02c", "logical": "#d62728", "structural": "#1f77b4", "bad": "#9467bd"}
 BRANCH_COLOURS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")

@@ -112,8 +112,8 @@ def resume_job(workspace: Workspace, job_id: int) -> int:
 
 
 def _launch(workspace: Workspace, category: str, method: str, params: dict) -> int:
+    from pipeline.data.registered import load_workspace_category
     from pipeline.methods import get_method
-    from pipeline.methods.runner import load_workspace_category
     from pipeline.methods.training_settings import check_training_settings
 
     _reap()

@@ -8,29 +8,13 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 import numpy as np
 
+from pipeline.progress import MetricsFn, ProgressFn, no_metrics, no_progress
+
 if TYPE_CHECKING:
     import torch
 
     from pipeline.data.samples import CategoryData
     from pipeline.workspace import Workspace
-
-ProgressFn = Callable[[str, int, int], None]
-"""``progress(stage, done, total)``: called by long loops so the CLI and jobs can report."""
-
-
-def no_progress(stage: str, done: int, total: int) -> None:
-    """Progress sink that ignores everything."""
-
-
-MetricsFn = Callable[[dict], None]
-"""``report(record)``: live training metrics such as ``{"stage": "train lgst", "step": 120,
-"loss": 0.31, "loss_local": 0.12, ...}`` (numbers only besides ``stage``); a background job keeps
-them for the Train page's loss curves. Call it every few steps or once per epoch, not per pixel."""
-
-
-def no_metrics(record: dict) -> None:
-    """Metrics sink that ignores everything."""
-
 
 @dataclass(frozen=True)
 class Prediction:

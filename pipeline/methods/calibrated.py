@@ -1,4 +1,4 @@
-"""A detector whose fused score uses calibrated branch weights (``pipeline.evaluation.calibration``).
+"""A detector whose fused score uses calibrated branch weights (``pipeline.metrics.calibration``).
 
 Multi-branch methods put each branch's trimmed z-score in ``Prediction.branch_scores`` as
 ``z_<branch>``; their own score is the plain sum. ``CalibratedDetector`` replaces that sum by the
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.evaluation.calibration import CALIBRATED, EQUAL, FusionCalibration
 from pipeline.methods.base import Detector, Prediction
+from pipeline.metrics.calibration import CALIBRATED, EQUAL, FusionCalibration
 
 CALIBRATION_FILE = "fusion_calibration.json"
 """In the method folder: ``{"calibration", "model_created", "validation": {"keys", "z"}, "bad": {...}}``."""

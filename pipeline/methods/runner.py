@@ -13,19 +13,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
+from pipeline.data.registered import load_workspace_category
 from pipeline.data.samples import CategoryData, Sample
 from pipeline.device import resolve_device, set_determinism
 from pipeline.errors import MissingFileError
-from pipeline.evaluation.colour_scale import fit_map_scale
-from pipeline.evaluation.threshold import default_flagged, threshold_for_flagged
 from pipeline.methods import get_method
+from pipeline.methods.base import Detector, FitContext, Prediction
 from pipeline.methods.calibrated import CALIBRATION_FILE, with_active_fusion
 from pipeline.methods.training_settings import SettingsChanges, check_training_settings
-from pipeline.methods.base import (
-    Detector, FitContext, MetricsFn, Prediction, ProgressFn, no_metrics, no_progress,
-)
+from pipeline.metrics.colour_scale import fit_map_scale
+from pipeline.metrics.threshold import default_flagged, threshold_for_flagged
+from pipeline.progress import MetricsFn, ProgressFn, no_metrics, no_progress
 from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.workspace import ScoreRow, Workspace
 
@@ -56,12 +55,6 @@ class FitSummary:
     flagged: int
     files: dict[str, str]
     notes: tuple[str, ...] = ()
-
-
-def load_workspace_category(workspace: Workspace, category: str) -> CategoryData:
-    """The category's data as registered in the workspace."""
-    record = workspace.category(category)
-    return load_category(Path(record.data_root))
 
 
 def predict_samples(
@@ -146,7 +139,7 @@ def load_detector(workspace: Workspace, category: str, method: str, device: str 
     """The fitted detector of a category; a clear error when it was never fitted.
 
     ``fusion="active"`` scores with the fusion weights the user applied (few-shot calibration,
-    ``pipeline.methods.calibrate``), ``"equal"`` with the method's own equal-weight sum."""
+    ``pipeline.evaluation.calibrate``), ``"equal"`` with the method's own equal-weight sum."""
     if workspace.model_record(category, method) is None:
         raise MissingFileError(
             f"no fitted {method!r} model for category {category!r} in {workspace.path}; "

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from pipeline.errors import NotReadyError, SettingsError
-from pipeline.methods.base import ProgressFn, no_progress
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.pseudolabels import edits, store
 from pipeline.pseudolabels.types import Clustering, Reliability
 from pipeline.workspace import Workspace

@@ -14,10 +14,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.data.images import load_rgb
+from pipeline.data.registered import load_workspace_category
 from pipeline.data.samples import DataError, Sample
 from pipeline.device import resolve_device, set_determinism
-from pipeline.methods.base import ProgressFn, no_progress
-from pipeline.methods.runner import load_workspace_category
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.pseudolabels import edits, refresh, store
 from pipeline.pseudolabels.settings import PseudoLabelSettings
 from pipeline.pseudolabels.surface import is_surface

@@ -13,8 +13,8 @@ import json
 import numpy as np
 from PIL import Image
 
+from pipeline.data.registered import load_workspace_category
 from pipeline.data.samples import DataError
-from pipeline.methods.runner import load_workspace_category
 from pipeline.pseudolabels import store
 from pipeline.pseudolabels.types import Clustering, Reliability
 from pipeline.workspace import Workspace

@@ -19,15 +19,28 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from pipeline.workspace import jobs as jobdb
+import pipeline.workspace.jobs as jobdb
 from pipeline.workspace.db import (
-    check_choice, check_name, check_number, connect, dumps, ensure_wal, loads, now_iso, reading,
+    check_choice,
+    check_name,
+    check_number,
+    connect,
+    dumps,
+    ensure_wal,
+    loads,
+    now_iso,
+    reading,
     writing,
 )
 from pipeline.workspace.errors import WorkspaceError
 from pipeline.workspace.jobs import JobRecord
 from pipeline.workspace.records import (
-    IMAGE_LABELS, LAYOUTS, TAG_STATUSES, CategoryRecord, ModelRecord, ScoreRow,
+    IMAGE_LABELS,
+    LAYOUTS,
+    TAG_STATUSES,
+    CategoryRecord,
+    ModelRecord,
+    ScoreRow,
 )
 from pipeline.workspace.schema import migrate, user_version
 

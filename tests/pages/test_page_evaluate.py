@@ -11,16 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from app.widgets import pct
 from pipeline.__main__ import main
-from pipeline.evaluation.auroc import image_auroc_by_kind
+from pipeline.evaluation.calibrate import calibration_applied
 from pipeline.evaluation.evaluate import save_branch_scores
-from pipeline.evaluation.reference import REFERENCE_AUROC
-from pipeline.evaluation.threshold import threshold_for_flagged
-from pipeline.methods.calibrate import calibration_applied
 from pipeline.methods.calibrated import load_calibration
 from pipeline.methods.runner import FLAGGED_SETTING
+from pipeline.metrics.auroc import image_auroc_by_kind
+from pipeline.metrics.reference import REFERENCE_AUROC
+from pipeline.metrics.threshold import threshold_for_flagged
 from pipeline.workspace import Workspace
-from app.widgets import pct
 
 PAGE = "pages/evaluate.py"
 

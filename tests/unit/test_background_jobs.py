@@ -19,8 +19,17 @@ import numpy as np
 import pytest
 
 from pipeline.jobs import (
-    CANCEL_KEY, IMPORTS_ENV, JobCancelled, JobTracker, cancel_job, current_job, job_log, launch_fit_job,
-    list_jobs, resume_job, running_job,
+    CANCEL_KEY,
+    IMPORTS_ENV,
+    JobCancelled,
+    JobTracker,
+    cancel_job,
+    current_job,
+    job_log,
+    launch_fit_job,
+    list_jobs,
+    resume_job,
+    running_job,
 )
 from pipeline.jobs.tracker import clean_record, stage_eta, thin
 from pipeline.methods import METHODS
@@ -98,7 +107,7 @@ def register_test_methods() -> None:
 
 @pytest.fixture
 def ws(tiny_synth: Path, tmp_path: Path) -> Workspace:
-    from pipeline.commands import register_category  # here: the workers import this module, keep it light
+    from pipeline.data.registered import register_category  # here: the workers import this module, keep it light
 
     workspace = Workspace.create(tmp_path / "ws")
     register_category(workspace, tiny_synth, CATEGORY)

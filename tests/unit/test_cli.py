@@ -15,6 +15,7 @@ from PIL import Image
 from pipeline.__main__ import main
 from pipeline.workspace import Workspace
 
+
 def _cli(*args: object) -> int:
     return main([str(a) for a in args])
 
@@ -144,7 +145,7 @@ def test_synth_command_is_deterministic_per_seed(tmp_path):
 
 
 def test_progress_bar_follows_a_stage_whose_length_is_re_planned(capsys):
-    from pipeline.commands import TqdmProgress
+    from pipeline.progress import TqdmProgress
 
     progress = TqdmProgress()
     progress("train lgst", 10, 2300)

@@ -10,11 +10,12 @@ import pytest
 
 from pipeline import commands
 from pipeline.__main__ import main
+from pipeline.bug_reports import LOG_DIR_ENV
 from pipeline.data.images import ImageReadError
 from pipeline.data.samples import DataError
 from pipeline.deploy.bundle import BundleError
 from pipeline.device import DeviceError
-from pipeline.errors import LOG_DIR_ENV, MissingFileError, NotReadyError, SettingsError, UserError
+from pipeline.errors import MissingFileError, NotReadyError, SettingsError, UserError
 from pipeline.methods import get_method
 from pipeline.methods.segmentation.data import NoPseudoLabelsError
 from pipeline.methods.training_settings import parse_training_settings

@@ -11,10 +11,16 @@ import numpy as np
 from pipeline.data.samples import LOCO_KIND_FOLDERS, SPLITS
 from pipeline.data.synth import bottle, cable_connector, fastener_kit, pin_tray, textured_plate
 from pipeline.data.synth.spec import CategorySpec
-from pipeline.data.synth.writer import (COMPONENTS_DIR, GROUND_TRUTH_DIR, image_relpath, staged_folder, write_info,
-                                        write_sample)
+from pipeline.data.synth.writer import (
+    COMPONENTS_DIR,
+    GROUND_TRUTH_DIR,
+    image_relpath,
+    staged_folder,
+    write_info,
+    write_sample,
+)
 from pipeline.errors import SettingsError
-from pipeline.methods.base import ProgressFn, no_progress
+from pipeline.progress import ProgressFn, no_progress
 
 CATEGORIES: dict[str, CategorySpec] = {
     "pin_tray": pin_tray.SPEC,

@@ -41,6 +41,7 @@ from pipeline.methods.lgst.torch_model import LgstNet
 from pipeline.methods.lgst.train import CHECKPOINT, train_lgst
 from pipeline.models.backbones import choose_backbone
 from pipeline.models.preprocess import resize_map
+from pipeline.pseudolabels import store
 from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.workspace.files import atomic_write_json
 
@@ -195,8 +196,6 @@ def _in_subfolder(ctx: FitContext) -> FitContext:
 
 def _reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
     """Pseudo-label maps of the reliable (``D_L``) images by sample key: the parts LSA may move."""
-    from pipeline.pseudolabels import store
-
     if ctx.workspace is None:
         return {}
     reliable = store.load_state(ctx.workspace, ctx.category).reliable

@@ -16,15 +16,17 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_rgb
-from pipeline.methods.base import FitContext, MethodSpec, Prediction, ProgressFn
+from pipeline.methods.base import FitContext, MethodSpec, Prediction
 from pipeline.methods.fusion import TrimmedZ
 from pipeline.methods.histogram.colours import WEIGHTS_FILE as COLOUR_FILE
 from pipeline.methods.histogram.colours import (
-    ColourModel, colour_distances, colour_scores, enough_images, fit_colour_model, load_colour_model,
+    ColourModel,
+    colour_distances,
+    colour_scores,
+    enough_images,
+    fit_colour_model,
+    load_colour_model,
     save_colour_model,
-)
-from pipeline.methods.histogram.surface import (
-    SURFACE_FILE, SurfaceDetector, fit_surface, is_surface_model, load_surface,
 )
 from pipeline.methods.histogram.scoring import (
     HistogramModel,
@@ -34,14 +36,24 @@ from pipeline.methods.histogram.scoring import (
     mahalanobis_scores,
     save_histogram_model,
 )
+from pipeline.methods.histogram.surface import (
+    SURFACE_FILE,
+    SurfaceDetector,
+    fit_surface,
+    is_surface_model,
+    load_surface,
+)
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
-from pipeline.models.backbones import choose_backbone
-from pipeline.pseudolabels.confidence import weighting_enabled
-from pipeline.pseudolabels.surface import is_surface
 from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
 from pipeline.methods.segmentation.train import CHECKPOINT, train_segmentation
+from pipeline.models.backbones import choose_backbone
+from pipeline.progress import ProgressFn
+from pipeline.pseudolabels import store
+from pipeline.pseudolabels.confidence import weighting_enabled
+from pipeline.pseudolabels.run import run_pseudo_labels
+from pipeline.pseudolabels.surface import is_surface
 from pipeline.workspace.files import atomic_write_json
 
 COLOUR_BRANCH = "part_colour"
@@ -175,9 +187,6 @@ def sample_maps(net: SegmentationNet, samples: list, size: int, progress: Progre
 
 def ensure_pseudo_labels(ctx: FitContext) -> None:
     """Run the pseudo-label stages when the category has no label maps yet."""
-    from pipeline.pseudolabels import store
-    from pipeline.pseudolabels.run import run_pseudo_labels
-
     if not store.load_state(ctx.workspace, ctx.category).label_maps:
         run_pseudo_labels(ctx.workspace, ctx.category, device=str(ctx.device), progress=ctx.progress)
 

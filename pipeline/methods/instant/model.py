@@ -20,7 +20,7 @@ import torch
 
 from pipeline.data.samples import DataError
 from pipeline.errors import MissingFileError, SettingsError
-from pipeline.methods.base import Prediction, ProgressFn, no_progress
+from pipeline.methods.base import Prediction
 from pipeline.methods.instant.depth_check import deep_bank_helps
 from pipeline.methods.instant.torch_model import (
     DEFAULT_DEEP_LAYERS,
@@ -34,6 +34,7 @@ from pipeline.methods.instant.torch_model import (
 )
 from pipeline.models.backbones import build_backbone
 from pipeline.models.preprocess import aspect_shape, to_tensor_batch
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.workspace.files import atomic_save_safetensors, atomic_write_json, load_safetensors
 
 METHOD = "instant"

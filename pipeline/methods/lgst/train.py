@@ -22,9 +22,14 @@ import torch
 
 from pipeline.device import set_determinism
 from pipeline.distributed import (
-    DistributedContext, barrier, broadcast_object, mean_across, rank_generator, unwrap, wrap_ddp,
+    DistributedContext,
+    barrier,
+    broadcast_object,
+    mean_across,
+    rank_generator,
+    unwrap,
+    wrap_ddp,
 )
-from pipeline.methods.base import MetricsFn, ProgressFn, no_metrics, no_progress
 from pipeline.methods.lgst.checkpoint import load_lgst_checkpoint, save_lgst_checkpoint
 from pipeline.methods.lgst.data import LgstData
 from pipeline.methods.lgst.settings import LgstSettings
@@ -33,6 +38,7 @@ from pipeline.methods.segmentation.checkpoint import restore_optimizer
 from pipeline.methods.segmentation.lsa import logical_synthetic_anomaly
 from pipeline.models.backbones import build_backbone
 from pipeline.models.preprocess import to_tensor_batch
+from pipeline.progress import MetricsFn, ProgressFn, no_metrics, no_progress
 
 CHECKPOINT = "lgst.safetensors"
 STAGE = "train lgst"

@@ -27,10 +27,16 @@ from torch import nn
 
 from pipeline.device import set_determinism
 from pipeline.distributed import (
-    DistributedContext, barrier, broadcast_object, broadcast_state, mean_across, rank_generator, rank_seed, wrap_ddp,
+    DistributedContext,
+    barrier,
+    broadcast_object,
+    broadcast_state,
+    mean_across,
+    rank_generator,
+    rank_seed,
+    wrap_ddp,
 )
 from pipeline.errors import NotReadyError
-from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.segmentation.augment import augment_pair
 from pipeline.methods.segmentation.checkpoint import load_checkpoint, restore_optimizer, save_checkpoint
 from pipeline.methods.segmentation.data import SegmentationData
@@ -40,6 +46,7 @@ from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, labels_to_tensor, predict_labels
 from pipeline.models.backbones import build_backbone
 from pipeline.models.preprocess import to_tensor_batch
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.workspace.files import atomic_write_json
 
 CHECKPOINT = "segmentation.safetensors"

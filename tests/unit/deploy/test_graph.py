@@ -35,7 +35,7 @@ def test_graph_branch_scores_equal_the_detector_with_part_colours_and_retrieval(
 
 def test_graph_retrieval_with_anomaly_keys_and_calibrated_weights_equal_the_detector():
     from pipeline.methods.calibrated import CalibratedDetector
-    from pipeline.evaluation.calibration import FusionCalibration
+    from pipeline.metrics.calibration import FusionCalibration
 
     detector = random_lgst_detector("quick", seg_overrides=TINY_SEG, lgst_overrides=TINY_LGST)
     model = detector.retrieval.model

@@ -18,9 +18,9 @@ from pipeline.__main__ import main
 from pipeline.evaluation import report_html
 from pipeline.evaluation.evaluate import save_branch_scores
 from pipeline.evaluation.report import auroc_rows, branch_rocs, collect_report, kind_rocs, threshold_summary
-from pipeline.evaluation.reference import REFERENCE_AUROC
-from pipeline.evaluation.roc import roc_curve
 from pipeline.methods.runner import fit_method
+from pipeline.metrics.reference import REFERENCE_AUROC
+from pipeline.metrics.roc import roc_curve
 from pipeline.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.commands import register_category
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.methods.segmentation.checkpoint import load_checkpoint
 from pipeline.pseudolabels.run import run_pseudo_labels

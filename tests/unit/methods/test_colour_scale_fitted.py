@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.discover import load_category
+from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.synth import SynthSettings, generate
-from pipeline.evaluation.colour_scale import MapScale, THRESHOLD_POSITION, workspace_display_range
-from pipeline.evaluation.heatmap import overlay
 from pipeline.methods.runner import fit_method, load_detector
+from pipeline.metrics.colour_scale import THRESHOLD_POSITION, MapScale, workspace_display_range
+from pipeline.metrics.heatmap import overlay
 from pipeline.workspace import Workspace
 
 CATEGORY = "pin_tray"

@@ -11,8 +11,8 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.commands import register_category
 from pipeline.data.images import load_rgb
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.methods import get_method

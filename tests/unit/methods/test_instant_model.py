@@ -11,12 +11,17 @@ import torch
 
 from pipeline.data.discover import load_category
 from pipeline.data.images import load_mask, load_rgb
-from pipeline.evaluation.auroc import image_auroc_by_kind
 from pipeline.methods.instant.depth_check import defect_check_images, separation
 from pipeline.methods.instant.model import (
-    InstantDetector, InstantSettings, add_anomaly_keys, build_embedder, fit_instant,
-    load_instant, save_instant,
+    InstantDetector,
+    InstantSettings,
+    add_anomaly_keys,
+    build_embedder,
+    fit_instant,
+    load_instant,
+    save_instant,
 )
+from pipeline.metrics.auroc import image_auroc_by_kind
 
 CPU = torch.device("cpu")
 SETTINGS = InstantSettings(image_size=256, max_bank=4096)

@@ -11,16 +11,16 @@ import pytest
 import torch
 
 from pipeline.__main__ import main
-from pipeline.commands import register_category
 from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.lgst_commands import StepLog, format_step, lgst_inputs
 from pipeline.methods.aecsad import method as aecsad
+from pipeline.methods.lgst import train as lgst_train
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
 from pipeline.methods.lgst.data import LgstData
 from pipeline.methods.lgst.settings import LgstSettings
-from pipeline.methods.lgst import train as lgst_train
 from pipeline.methods.lgst.train import CHECKPOINT, budget_steps, train_lgst
 from pipeline.models.preprocess import to_tensor_batch
 from pipeline.workspace import Workspace

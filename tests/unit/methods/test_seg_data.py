@@ -7,7 +7,7 @@ import dataclasses
 import numpy as np
 import pytest
 
-from pipeline.commands import register_category
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.methods.segmentation.data import _holdout_indices, load_segmentation_data
 from pipeline.pseudolabels import confidence, edits, store

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline.commands import register_category
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.pseudolabels import confidence, edits, store
 from pipeline.pseudolabels.confidence import (

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.commands import register_category
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.pseudolabels import curation, store
 from pipeline.pseudolabels.adapters.base import Box

@@ -14,7 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from pipeline.commands import register_category
+from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.pseudolabels import chain, store
 from pipeline.pseudolabels import features as feature_stage

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from pipeline.commands import register_category
 from pipeline.data.discover import load_category
+from pipeline.data.registered import register_category
 from pipeline.data.samples import DataError
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.methods.segmentation.data import load_segmentation_data

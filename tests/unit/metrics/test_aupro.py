@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from pipeline.evaluation.aupro import aupro, pro_curve
+from pipeline.metrics.aupro import aupro, pro_curve
 
 
 def _blobs(seed: int, count: int = 4, size: int = 32) -> tuple[list[np.ndarray], list[np.ndarray]]:

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from pipeline.evaluation.threshold import default_flagged, summarize_threshold, threshold_for_flagged
+from pipeline.metrics.threshold import default_flagged, summarize_threshold, threshold_for_flagged
 
 
 @pytest.mark.parametrize("n", [0, 1, 2, 5, 9])

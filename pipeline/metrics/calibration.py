@@ -19,7 +19,7 @@ from typing import Mapping, Sequence
 import numpy as np
 from scipy.optimize import minimize
 
-from pipeline.evaluation.auroc import auroc
+from pipeline.metrics.auroc import auroc
 
 CALIBRATED, EQUAL = "calibrated", "equal"
 

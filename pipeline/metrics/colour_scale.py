@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.evaluation.heatmap import colorize
+from pipeline.metrics.heatmap import colorize
 from pipeline.workspace import Workspace
 
 THRESHOLD_POSITION = 0.5

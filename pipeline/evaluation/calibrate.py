@@ -1,5 +1,5 @@
 """Few-shot calibration of a fitted method in a workspace: score the good validation images and
-the images the user marked bad, fit fusion weights (``pipeline.evaluation.calibration``), and
+the images the user marked bad, fit fusion weights (``pipeline.metrics.calibration``), and
 apply or revert them. The CLI (``calibrate``) and the Evaluate page call these.
 
 Applying re-fuses the stored validation and test scores from their kept z-scores (no image is
@@ -8,16 +8,23 @@ scored again), stores the proposed threshold, and makes ``load_detector`` score 
 
 from __future__ import annotations
 
+from pipeline.data.registered import load_workspace_category
 from pipeline.data.samples import Sample
 from pipeline.errors import NotReadyError, SettingsError
-from pipeline.evaluation.calibration import CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, calibrate_fusion
 from pipeline.evaluation.evaluate import BRANCH_SCORES_FILE
 from pipeline.methods.aecsad.method import LgstDetector
-from pipeline.methods.base import ProgressFn, no_progress
 from pipeline.methods.calibrated import (
-    CALIBRATION_FILE, FUSION_MODE_SETTING, fusion_mode, load_calibration, read_calibration_file, z_branches, z_matrix,
+    CALIBRATION_FILE,
+    FUSION_MODE_SETTING,
+    fusion_mode,
+    load_calibration,
+    read_calibration_file,
+    z_branches,
+    z_matrix,
 )
-from pipeline.methods.runner import load_detector, load_workspace_category, predict_samples, store_threshold
+from pipeline.methods.runner import load_detector, predict_samples, store_threshold
+from pipeline.metrics.calibration import CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, calibrate_fusion
+from pipeline.progress import ProgressFn, no_progress
 from pipeline.workspace import ScoreRow, Workspace
 from pipeline.workspace.files import atomic_write_json
 

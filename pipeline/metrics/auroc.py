@@ -11,7 +11,7 @@ from typing import Sequence
 import numpy as np
 
 from pipeline.data.samples import KINDS
-from pipeline.evaluation.roc import check_binary, roc_curve, trapezoid
+from pipeline.metrics.roc import check_binary, roc_curve, trapezoid
 
 DEFECT_KINDS = ("logical", "structural", "bad")
 """Kinds compared against good, in report order."""

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from sklearn import metrics
 
-from pipeline.evaluation.auroc import auroc, image_auroc_by_kind
-from pipeline.evaluation.roc import roc_curve
+from pipeline.metrics.auroc import auroc, image_auroc_by_kind
+from pipeline.metrics.roc import roc_curve
 
 
 def test_hand_example() -> None:

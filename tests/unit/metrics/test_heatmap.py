@@ -1,7 +1,12 @@
 import numpy as np
 
-from pipeline.evaluation.heatmap import (
-    ABOVE_THRESHOLD_COLOUR, above_level_outline, colorize, draw_outline, mask_outline, overlay,
+from pipeline.metrics.heatmap import (
+    ABOVE_THRESHOLD_COLOUR,
+    above_level_outline,
+    colorize,
+    draw_outline,
+    mask_outline,
+    overlay,
 )
 
 

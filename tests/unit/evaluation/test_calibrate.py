@@ -12,14 +12,14 @@ import pytest
 from PIL import Image
 
 from pipeline.__main__ import main
-from pipeline.evaluation.calibration import CALIBRATED, EQUAL
+from pipeline.evaluation.calibrate import apply_calibration, calibrate_method
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.report import report_html
 from pipeline.methods import METHODS
 from pipeline.methods.base import FitContext, MethodSpec, Prediction
-from pipeline.methods.calibrate import apply_calibration, calibrate_method
 from pipeline.methods.calibrated import EQUAL_SCORE, CalibratedDetector, fusion_mode, load_calibration
 from pipeline.methods.runner import fit_method, load_detector
+from pipeline.metrics.calibration import CALIBRATED, EQUAL
 from pipeline.workspace import Workspace
 from pipeline.workspace.files import atomic_write_json
 

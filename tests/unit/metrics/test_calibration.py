@@ -5,9 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluation.calibration import (
-    CALIBRATED, EQUAL, CalibrationSettings, FusionCalibration, best_threshold, calibrate_fusion, equal_fusion,
-    fit_weights, leave_one_out_scores,
+from pipeline.metrics.calibration import (
+    CALIBRATED,
+    EQUAL,
+    CalibrationSettings,
+    FusionCalibration,
+    best_threshold,
+    calibrate_fusion,
+    equal_fusion,
+    fit_weights,
+    leave_one_out_scores,
 )
 
 BRANCHES = ("global", "grid", "lgst")

@@ -19,7 +19,7 @@ from typing import Sequence
 import numpy as np
 from scipy import ndimage
 
-from pipeline.evaluation.roc import trapezoid
+from pipeline.metrics.roc import trapezoid
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.data.samples import Sample
 from pipeline.data.synth.writer import INFO_FILE
-from pipeline.evaluation.auroc import auroc, scored_branches
+from pipeline.metrics.auroc import auroc, scored_branches
 
 
 def load_subtypes(root: Path, samples: Sequence[Sample]) -> list[str | None]:

@@ -5,10 +5,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.evaluation.colour_scale import (
-    THRESHOLD_POSITION, MapScale, colour_bar, fit_map_scale, model_display_range, scale_caption,
+from pipeline.metrics.colour_scale import (
+    THRESHOLD_POSITION,
+    MapScale,
+    colour_bar,
+    fit_map_scale,
+    model_display_range,
+    scale_caption,
 )
-from pipeline.evaluation.heatmap import colorize
+from pipeline.metrics.heatmap import colorize
 
 
 def test_score_equal_to_map_peak_translates_to_the_same_level_inside_and_beyond_the_range():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.data.samples import Sample
-from pipeline.evaluation.subtypes import load_subtypes, subtype_aurocs
+from pipeline.metrics.subtypes import load_subtypes, subtype_aurocs
 
 
 def test_each_subtype_is_ranked_against_every_good_image():

@@ -1,0 +1,1 @@
+"""Measures over scores and maps (AUROC, AUPRO, ROC, thresholds, fusion calibration) and how maps are drawn (heat maps, colour scale). Pure functions over arrays; nothing here fits or loads a model."""
