@@ -12,6 +12,7 @@ from tqdm import tqdm
 from pipeline.data.images import ImageReadError, load_rgb
 from pipeline.data.importer import import_into_workspace, plan_imports
 from pipeline.data.registered import register_category
+from pipeline.progress import TqdmProgress
 from pipeline.data.samples import DataError
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, judge, score_spread

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from pipeline.data.images import load_rgb
 from pipeline.data.registered import load_workspace_category
-from pipeline.data.samples import CategoryData, Sample
+from pipeline.data.samples import Sample
 from pipeline.device import resolve_device, set_determinism
 from pipeline.errors import MissingFileError
 from pipeline.methods import get_method
