@@ -9,8 +9,6 @@ version (``app.loaders``), so moving through the list redraws only images not se
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import pandas as pd
 import streamlit as st
 
@@ -18,8 +16,8 @@ from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, Verdict, judge, score_spread
-from pipeline.methods.base import Prediction
-from pipeline.methods.histogram.method import EXPLAIN_ABOVE
+from pipeline.methods import get_method
+from pipeline.methods.base import BranchMap, Prediction
 from pipeline.metrics.colour_scale import colour_bar, scale_caption, workspace_display_range
 from pipeline.metrics.heatmap import colorize
 from pipeline.models.preprocess import resize_map
@@ -28,31 +26,9 @@ from pipeline.workspace import IMAGE_LABELS, Workspace
 PICK_KEY = "inspect_pick"
 
 
-@dataclass(frozen=True)
-class Branch:
-    """How one branch map is shown: label, what it means, and its colour range (None: the map's own)."""
-
-    label: str
-    meaning: str
-    value_range: tuple[float, float] | None
-
-
-# The branch maps a ``Prediction`` may carry, in display order.
-BRANCHES = {
-    "local": Branch("Local student", "local student vs teacher: small structural defects (scratches, dents); "
-                    "bright = 3× the rarest good-pixel level", (0.0, 0.3)),
-    "global": Branch("Global student", "global student vs local student: logical defects (parts in the wrong "
-                     "place or combination); bright = 3× the rarest good-pixel level", (0.0, 0.3)),
-    "teacher_global": Branch("Teacher vs global", "teacher vs global student (thesis eq. 4.11): what the image-wide "
-                             "reconstruction cannot reproduce, a fused branch of its own; raw distance, colours span "
-                             "this image's own range", None),
-    "segmentation": Branch("Predicted segmentation", "part classes the segmentation network sees", None),
-    "retrieval": Branch("Patch retrieval", "distance of each patch to its nearest good training patch (the "
-                        "instant detector's memory bank, a fused branch of aecsad and csad); colours span this "
-                        "image's own range", None),
-    "histogram": Branch("Histogram cells", "per grid cell, how far its part counts and areas are from the good "
-                        f"parts; bright = {2 * EXPLAIN_ABOVE:g} or more training spreads", (0.0, 2 * EXPLAIN_ABOVE)),
-}
+def _branch_maps(method: str) -> dict[str, BranchMap]:
+    """How each branch map a method's predictions may carry is shown, in display order (its spec's)."""
+    return {branch.name: branch for branch in get_method(method).branch_maps}
 
 
 # --- the list ------------------------------------------------------------------------------
@@ -146,14 +122,15 @@ def _image_label(ws: Workspace, category: str, sample: Sample) -> None:
         ws.set_image_label(category, sample.key, None if picked == "unlabelled" else picked)
 
 
-def _branch_toggles(pred: Prediction) -> list[str]:
-    names = [name for name in BRANCHES if name in pred.branch_maps]
+def _branch_toggles(pred: Prediction, method: str) -> list[str]:
+    branches = _branch_maps(method)
+    names = [name for name in branches if name in pred.branch_maps]
     if not names:
         return []
     st.markdown("**Branch maps**")
     cols = st.columns(len(names))
     return [name for col, name in zip(cols, names)
-            if col.toggle(BRANCHES[name].label, key=f"branch_{name}", help=BRANCHES[name].meaning)]
+            if col.toggle(branches[name].label, key=f"branch_{name}", help=branches[name].meaning)]
 
 
 def _segmentation_legend(ws: Workspace, category: str, method: str) -> str:
@@ -164,9 +141,10 @@ def _segmentation_legend(ws: Workspace, category: str, method: str) -> str:
 def _branch_pictures(ws: Workspace, category: str, method: str, sample: Sample, shown: list[str],
                      opacity: float, show_gt: bool) -> None:
     n_classes = len(loaders.class_names(ws, category, method)) if "segmentation" in shown else 0
+    branches = _branch_maps(method)
     for start in range(0, len(shown), 2):
         for col, name in zip(st.columns(2), shown[start:start + 2]):
-            branch = BRANCHES[name]
+            branch = branches[name]
             picture = loaders.map_picture(ws, category, method, sample.path, name, branch.value_range, opacity,
                                           _mask_paths(sample), show_gt, n_classes)
             caption = f"{branch.label}: {branch.meaning}"
@@ -213,7 +191,7 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
                                  disabled=not sample.mask_paths,
                                  help=None if sample.mask_paths else "This image has no ground-truth mask")
     masks = _mask_paths(sample)
-    shown = _branch_toggles(pred)
+    shown = _branch_toggles(pred, method)
     left, right = st.columns(2)
     left.image(loaders.base_picture(str(sample.path), masks, show_gt),
                caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")

@@ -23,7 +23,8 @@ from pipeline.methods.fusion import FusionSettings
 from pipeline.methods.lgst.settings import LgstSettings
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.pseudolabels.confidence import weighting_enabled
-from pipeline.methods.zeroshot import ZEROSHOT, prompt_word, set_object_word, unavailable_reason
+from pipeline.methods.zeroshot.method import prompt_word, set_object_word, unavailable_reason
+from pipeline.methods.zeroshot.spec import ZEROSHOT
 from pipeline.workspace import JobRecord, Workspace, WorkspaceError
 
 # How often the job panel rereads the job while one runs.
@@ -35,9 +36,6 @@ RESUMABLE = ("failed", "cancelled")
 
 
 # --- settings ------------------------------------------------------------------------------
-
-# Methods whose fit trains the segmentation network on the pseudo-labels.
-SEGMENTING_METHODS = ("histogram", "aecsad", "csad")
 
 def _device_choice() -> str:
     gpus = loaders.cuda_devices()
@@ -334,7 +332,7 @@ def train_page() -> None:
     method = select_method(key="train_method")
     st.caption(METHODS[method].summary)
     blocked = method == ZEROSHOT.name and _zeroshot_inputs(ws, category)
-    if method in SEGMENTING_METHODS:
+    if METHODS[method].segments:  # its fit trains the segmenter on the pseudo-labels
         state = "on" if weighting_enabled(ws, category) else "off"
         st.caption(f"Segmentation training: confidence weighting of the pseudo-labels is **{state}** "
                    "(switch it on the Clusters page).")

@@ -1,7 +1,8 @@
 """Deployment: speed/memory benchmarks, ONNX export of the whole inference graph, portable bundles.
 
-- ``random_models``: fitted-shaped detectors with random weights and neutral statistics (the
-  benchmark needs no workspace: timings do not depend on weight values).
+- each method's own part lives in its package (``MethodSpec``): ``random_model`` (fitted-shaped
+  detectors with random weights and neutral statistics: the benchmark needs no workspace, timings
+  do not depend on weight values), ``bench`` (its stages) and ``export`` (its bundle parts).
 - ``references``: EfficientAD-S/M and a PatchCore-style kNN built from their published layer shapes.
 - ``timing``: repeated timing with warm-up (median, spread) and peak memory.
 - ``bench``: the ``bench`` command's measurements, table and JSON.

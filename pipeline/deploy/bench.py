@@ -1,8 +1,10 @@
 """``python -m pipeline bench``: per-stage speed and memory of the methods beside reference models.
 
 Every figure comes from one process and one run, so the ratios compare like with like. Models
-have random weights and neutral statistics (``random_models``, ``references``): no workspace is
-needed and the timings are those of the real inference code (``LgstDetector.predict`` etc.).
+have random weights and neutral statistics (each method's ``random_model``, ``references``): no
+workspace is needed and the timings are those of the real inference code (``LgstDetector.predict``
+etc.). What a method times is its own (``MethodSpec.bench``, in ``pipeline/methods/<method>/bench.py``);
+this module runs them, the references, and the ratios between them.
 Inputs are random RGB uint8 images of 256×256 (the methods' input side: no input resize).
 
 Per method: each stage at batch 1 (latency) and batch 8 (throughput), end to end
@@ -23,8 +25,9 @@ import torch
 
 from pipeline.deploy.timing import PeakMemory, Policy, measure
 from pipeline.errors import SettingsError
+from pipeline.methods import bench_method_names, get_method
 
-METHODS = ("aecsad", "csad", "instant")
+METHODS = bench_method_names()
 REFERENCES = ("efficientad_s", "efficientad_m", "patchcore")
 ALL = METHODS + REFERENCES
 SIZE = 256
@@ -51,10 +54,22 @@ def _images(n: int, seed: int) -> list[np.ndarray]:
 
 
 class _Runner:
+    """One bench run's inputs, options and timing policy; what a method's bench stages get
+    (``pipeline.methods.base.BenchRun``)."""
+
     def __init__(self, options: BenchOptions, device: torch.device, log: Callable[[str], None]) -> None:
         self.options, self.device, self.log = options, device, log
         self.policy = Policy(options.budget_s, options.repeats)
         self.images = {1: _images(1, options.seed), THROUGHPUT_BATCH: _images(THROUGHPUT_BATCH, options.seed + 1)}
+        self.profile, self.seed = options.profile, options.seed
+        self.n_train, self.training = options.n_train, options.training
+
+    def random_images(self, n: int, seed: int) -> list[np.ndarray]:
+        return _images(n, seed)
+
+    def measure(self, fn: Callable[[], object], budget_share: float = 1.0) -> dict:
+        """One timing of ``fn`` within ``budget_share`` of the per-figure budget (fixed repeats win)."""
+        return measure(fn, self.device, Policy(self.policy.budget_s * budget_share, self.options.repeats))
 
     def time(self, label: str, make: Callable[[int], Callable[[], object]], batches: tuple[int, ...] | None = None,
              memory: bool = False) -> dict:
@@ -84,183 +99,6 @@ def _tensor(images, size, device):
     from pipeline.models.preprocess import to_tensor_batch
 
     return to_tensor_batch(images, size).to(device)
-
-
-def _lgst_method(run: _Runner, method: str, shared: dict) -> dict:
-    from pipeline.deploy.random_models import random_lgst_detector
-    from pipeline.methods.histogram.method import cell_map, predicted_maps
-    from pipeline.methods.histogram.scoring import explain, mahalanobis_scores
-    from pipeline.methods.lgst.maps import raw_maps, score_maps
-    from pipeline.methods.segmentation.data import _resize_image
-
-    o, device = run.options, run.device
-    det = random_lgst_detector(o.profile, attention=(method == "aecsad"), device=device, seed=o.seed)
-    net, hist = det.net, det.hist
-    lgst_size, seg_size = net.settings.image_size, hist.size
-    xs = {b: _tensor(run.images[b], lgst_size, device) for b in run.images}
-    xseg = {b: _tensor([_resize_image(im, seg_size) for im in run.images[b]], seg_size, device) for b in run.images}
-    with torch.inference_mode():
-        label_maps = {b: predicted_maps(hist.net, run.images[b], seg_size) for b in run.images}
-        hist_preds = {b: hist.predict(run.images[b]) for b in run.images}
-        raws = {b: raw_maps(net, run.images[b], blur_sigma=det.blur_sigma) for b in run.images}
-        retrieved = {b: det.retrieval.predict(run.images[b]) if det.retrieval else [None] * len(run.images[b])
-                     for b in run.images}
-
-    def histogram(b):
-        maps = label_maps[b]
-
-        def go():
-            mahalanobis_scores(hist.model, maps)
-            for m in maps:
-                cell_map(explain(hist.model, m, hist.class_names), m.shape, hist.model.grid)
-        return go
-
-    stages = {
-        "preprocess": lambda b: lambda: (_tensor(run.images[b], lgst_size, device),
-                                         _tensor([_resize_image(im, seg_size) for im in run.images[b]], seg_size, device)),
-        "teacher": lambda b: lambda: net.teacher(xs[b]),
-        "local_student": lambda b: lambda: net.local(xs[b]),
-        "global_student": lambda b: lambda: net.global_student(xs[b]),
-        "segmenter": lambda b: lambda: hist.net(xseg[b]).argmax(dim=1).cpu(),
-        "histogram": histogram,
-        "fusion": lambda b: lambda: [det._combine(h, score_maps(r, det.norm), p)
-                                     for h, r, p in zip(hist_preds[b], raws[b], retrieved[b])],
-    }
-    if det.retrieval is not None:  # patch embedding + nearest memory-bank rows
-        stages["retrieval"] = lambda b: lambda: det.retrieval.predict(run.images[b])
-    run.log(f"{method} ({o.profile} profile: local student {net.settings.local_width}, global width "
-            f"{net.settings.global_width}, {net.settings.out_channels} teacher channels, segmenter head "
-            f"{hist.net.head.aspp.project[0][0].out_channels} channels)")
-    result = {"kind": "method", "profile": o.profile, "stages": {}, "settings": {
-        "local_width": list(net.settings.local_width), "global_width": net.settings.global_width,
-        "channels": net.settings.out_channels, "attention": net.settings.attention, "image_size": lgst_size,
-        "segmenter_image_size": seg_size, "backbone": net.settings.backbone}}
-    for name, make in stages.items():
-        result["stages"][name] = run.time(f"{method} {name}", make)
-    result["end_to_end"] = run.time(f"{method} end to end", lambda b: lambda: det.predict(run.images[b]), memory=True)
-    lgst = sum(result["stages"][s]["batch1"]["median_s"] for s in ("teacher", "local_student", "global_student"))
-    result["lgst_batch1_s"] = lgst
-    if net.settings.attention:
-        result["attention"] = _attention_share(run, net, xs, lgst, result["stages"]["global_student"])
-    if o.training:
-        result["training"] = {"lgst_step": _lgst_training(run, net)}
-        if "segmenter_step" not in shared:
-            shared["segmenter_step"] = _segmenter_training(run, hist.net, o.profile)
-        result["training"]["segmenter_step"] = shared["segmenter_step"]
-    return result, det
-
-
-def _attention_share(run: _Runner, net, xs, lgst_s: float, global_timing: dict) -> dict:
-    """Time of the self-attention blocks (each on the input it gets in a real forward pass)
-    as a share of the LGST time (teacher + both students) and of the global student's."""
-    from pipeline.methods.lgst.attention import SelfAttention2d
-
-    blocks = [(name, m) for name, m in net.global_student.named_modules() if isinstance(m, SelfAttention2d)]
-    out = {"blocks": {}}
-    for batch in run.images:
-        captured = {}
-        hooks = [m.register_forward_pre_hook(lambda mod, args, name=name: captured.__setitem__(name, args[0]))
-                 for name, m in blocks]
-        with torch.inference_mode():
-            net.global_student(xs[batch])
-        for hook in hooks:
-            hook.remove()
-        total = 0.0
-        for name, module in blocks:
-            with torch.inference_mode():
-                timing = measure(lambda m=module, x=captured[name]: m(x), run.device, Policy(run.policy.budget_s / 4, run.options.repeats))
-            out["blocks"].setdefault(name, {})[f"batch{batch}"] = {"median_s": timing["median_s"], "n": timing["n"],
-                                                                   "input": list(captured[name].shape)}
-            total += timing["median_s"]
-        out[f"batch{batch}_s"] = total
-    out["lgst_batch1_s"] = lgst_s
-    out["share_of_lgst"] = out["batch1_s"] / lgst_s if lgst_s > 0 else None
-    out["share_of_global_student"] = out["batch1_s"] / global_timing["batch1"]["median_s"]
-    out["target_share"] = 0.25
-    run.log(f"  attention: {1e3 * out['batch1_s']:.1f} ms of {1e3 * lgst_s:.1f} ms LGST at batch 1 "
-            f"= {100 * out['share_of_lgst']:.1f}% (target < 25%)")
-    return out
-
-
-def _lgst_training(run: _Runner, net) -> dict:
-    """One optimizer step of the students as ``train_lgst`` takes it (teacher features cached, as
-    the loop does when they fit in memory; half the batch LSA-augmented, the profile's share)."""
-    settings = net.settings
-    batch = settings.batch_size
-    x = _tensor(_images(batch, 7), settings.image_size, run.device)
-    x_aug = x.flip(-1)
-    augmented = torch.arange(batch, device=run.device) % 2 == 0
-    with torch.no_grad():
-        teacher = net.teacher(x)
-    optimizer = torch.optim.Adam(net.student_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    timing = _time_training_step(run, net, optimizer, lambda: net(x, x_aug, augmented, teacher)[0], batch)
-    run.log(f"  lgst training step (batch {batch}): {1e3 * timing['median_s']:.1f} ms (n={timing['n']})")
-    return timing
-
-
-def _time_training_step(run: "_Runner", module, optimizer, loss_fn, batch: int) -> dict:
-    """Median seconds of one optimizer step (forward, backward, update) with ``module`` in train mode."""
-    def step():
-        loss = loss_fn()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-
-    module.train()
-    try:
-        timing = measure(step, run.device, run.policy)
-    finally:
-        module.eval()
-    timing["batch_size"] = batch
-    return timing
-
-
-def _segmenter_training(run: _Runner, seg_net, profile: str) -> dict:
-    """One step of the segmenter's head after the stage boundary (a ``D_L`` and a ``D_U`` batch,
-    CE + Dice + focal + histogram + entropy), as ``train_segmentation`` takes it."""
-    from pipeline.methods.segmentation.losses import total_loss
-    from pipeline.methods.segmentation.settings import SegmentationSettings
-
-    settings = SegmentationSettings.for_profile(profile)
-    batch, size = settings.batch_size, settings.image_size
-    x = _tensor(_images(batch, 8), size, run.device)
-    u = _tensor(_images(batch, 9), size, run.device)
-    generator = torch.Generator().manual_seed(0)
-    y = torch.randint(0, seg_net.n_labels, (batch, size, size), generator=generator).to(run.device)
-    reference = torch.full((seg_net.n_labels,), 1.0 / seg_net.n_labels, device=run.device)
-    optimizer = torch.optim.Adam(seg_net.head_parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    def loss():
-        return total_loss(seg_net(x), y, settings.loss, settings.epochs - 1, settings.epochs,
-                          unlabelled_logits=seg_net(u), reference_hist=reference, gamma=settings.focal_gamma,
-                          stage_start=settings.stage_start)[0]
-
-    timing = _time_training_step(run, seg_net, optimizer, loss, batch)
-    run.log(f"  segmenter training step (batch {batch} + {batch} unlabelled): {1e3 * timing['median_s']:.1f} ms")
-    return timing
-
-
-def _instant(run: _Runner) -> dict:
-    from pipeline.deploy.random_models import random_instant_detector
-    from pipeline.methods.instant.model import score_embeddings
-
-    o = run.options
-    det = random_instant_detector(o.profile, run.device, o.n_train, seed=o.seed)
-    s = det.model.settings
-    xs = {b: _tensor(run.images[b], s.image_size, run.device) for b in run.images}
-    with torch.inference_mode():
-        emb = {b: det.embedder.forward_both(xs[b]) for b in run.images}
-    bank = det.model.good_bank
-    deep_rows = 0 if det.model.deep is None else int(det.model.deep.good_bank.shape[0])
-    run.log(f"instant ({o.profile} profile: memory bank {tuple(bank.shape)}, deep bank rows {deep_rows})")
-    result = {"kind": "method", "profile": o.profile,
-              "settings": {"bank_rows": int(bank.shape[0]), "dim": int(bank.shape[1]), "deep_bank_rows": deep_rows},
-              "stages": {
-                  "preprocess": run.time("instant preprocess", lambda b: lambda: _tensor(run.images[b], s.image_size, run.device)),
-                  "embed": run.time("instant embed", lambda b: lambda: det.embedder.forward_both(xs[b])),
-                  "knn": run.time("instant knn", lambda b: lambda: score_embeddings(det.model, *emb[b])),
-              }}
-    result["end_to_end"] = run.time("instant end to end", lambda b: lambda: det.predict(run.images[b]), memory=True)
-    return result
 
 
 def _reference(run: _Runner, name: str) -> dict:
@@ -354,13 +192,12 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda line: N
     for name in ALL:
         if name not in chosen:
             continue
-        if name in ("aecsad", "csad"):
-            results[name], det = _lgst_method(run, name, shared)
-            if name == "aecsad":
+        if name in METHODS:
+            stages = get_method(name).bench
+            results[name], det = stages.measure(run, shared)
+            if stages.headline:
                 profile_ops = _op_profile(det, run.images[1], device)
             del det
-        elif name == "instant":
-            results[name] = _instant(run)
         else:
             results[name] = _reference(run, name)
     ratios = _ratios(results)
@@ -373,15 +210,22 @@ def run_bench(options: BenchOptions, log: Callable[[str], None] = lambda line: N
                  "memory": "torch.cuda.max_memory_allocated" if device.type == "cuda" else "peak RSS above baseline"},
         "ratios": ratios, "methods": results,
     }
-    if "aecsad" in results:
-        e2e = results["aecsad"]["end_to_end"]["batch1"]["median_s"]
-        out["target"] = {"aecsad_over_efficientad_m_max": 3.0, "met": ratios.get("aecsad_over_efficientad_m", 99) <= 3.0}
-        if "attention" in results["aecsad"]:
-            out["attention_share_of_lgst"] = results["aecsad"]["attention"]["share_of_lgst"]
-        out["aecsad_profile_top_ops"] = profile_ops
-        out["aecsad_end_to_end_batch1_s"] = e2e
+    for name in results:
+        if name in METHODS and get_method(name).bench.headline:
+            _headline(out, name, results[name], ratios, profile_ops)
     out["meta"]["seconds"] = round(time.perf_counter() - started, 1)
     return out
+
+
+def _headline(out: dict, name: str, entry: dict, ratios: dict, profile_ops: list[dict] | None) -> None:
+    """The headline method's figures at the top of the JSON: the speed target (end to end within
+    3× EfficientAD-M), its attention share and its heaviest operators."""
+    e2e = entry["end_to_end"]["batch1"]["median_s"]
+    out["target"] = {f"{name}_over_efficientad_m_max": 3.0, "met": ratios.get(f"{name}_over_efficientad_m", 99) <= 3.0}
+    if "attention" in entry:
+        out["attention_share_of_lgst"] = entry["attention"]["share_of_lgst"]
+    out[f"{name}_profile_top_ops"] = profile_ops
+    out[f"{name}_end_to_end_batch1_s"] = e2e
 
 
 def format_table(result: dict) -> str:

@@ -34,7 +34,7 @@ from torch import nn
 from pipeline.methods.aecsad.method import BRANCHES, RETRIEVAL, TEACHER_GLOBAL, LgstDetector
 from pipeline.methods.histogram.colours import ARRAYS as COLOUR_ARRAYS
 from pipeline.methods.histogram.method import COLOUR_BRANCH
-from pipeline.methods.histogram.scoring import _bounds
+from pipeline.methods.histogram.scoring import cell_bounds
 from pipeline.methods.instant.torch_model import flatten_patches, gaussian_blur, two_depth_map
 from pipeline.models.preprocess import IMAGENET_MEAN, IMAGENET_STD
 
@@ -159,7 +159,7 @@ class DetectorGraph(nn.Module):
         """``(N, S, S)`` labels → ``(N, 1 + P², K)`` float64 area fractions (as ``_fractions``)."""
         onehot = (label_map[:, None] == self.labels).to(torch.float32)  # 0/1: sums below 2^24 are exact
         h, w = label_map.shape[-2:]
-        rows, cols = _bounds(int(h), self.grid), _bounds(int(w), self.grid)
+        rows, cols = cell_bounds(int(h), self.grid), cell_bounds(int(w), self.grid)
         out = [onehot.sum(dim=(2, 3)).to(torch.float64) / float(h * w)]
         for r in range(self.grid):
             for c in range(self.grid):
@@ -219,10 +219,10 @@ def graph_inputs(graph: DetectorGraph, images: list[np.ndarray]) -> tuple[torch.
     """The graph's input tensors for RGB uint8 images of any size: each resized the way the
     workspace detector resizes it for that network (PIL bilinear to uint8 for the segmenter, as
     ``predicted_maps``; ``to_tensor_batch``'s float resize for LGST, given to the graph in 0..255)."""
-    from pipeline.methods.segmentation.data import _resize_image
-    from pipeline.models.preprocess import _resize_image as float_resize
+    from pipeline.methods.segmentation.data import resize_image
+    from pipeline.models.preprocess import resize_image_tensor as float_resize
 
-    seg = torch.stack([torch.from_numpy(_resize_image(im, graph.seg_size)).permute(2, 0, 1).float() for im in images])
+    seg = torch.stack([torch.from_numpy(resize_image(im, graph.seg_size)).permute(2, 0, 1).float() for im in images])
     if graph.seg_size == graph.lgst_size and all(im.shape[:2] == (graph.seg_size,) * 2 for im in images):
         return (seg,) if len(graph.input_names) == 1 else (seg, seg)
     lgst = torch.cat([float_resize(im, (graph.lgst_size, graph.lgst_size)) for im in images]) * 255.0

@@ -18,6 +18,8 @@ import torch
 
 from pipeline.deploy.graph import OUTPUTS, DetectorGraph
 from pipeline.errors import MissingFileError, SettingsError
+from pipeline.methods import METHODS, onnx_method_names
+from pipeline.methods.aecsad.method import BRANCHES
 
 OPSET = 18
 POST_PROCESSING = (
@@ -42,15 +44,15 @@ def _require_onnx() -> None:
 
 
 def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch: int = 2) -> DetectorGraph:
-    """Export ``detector`` (an ``LgstDetector`` on the CPU) to ``out``; returns the traced graph module."""
+    """Export ``detector`` (on the CPU, of a method with ``MethodSpec.onnx``: an ``LgstDetector``) to
+    ``out``; returns the traced graph module."""
     _require_onnx()
-    from pipeline.methods.aecsad.method import BRANCHES, LgstDetector
-
     calibration = getattr(detector, "calibration", None)  # applied few-shot fusion weights
     detector = getattr(detector, "inner", detector)
-    if not isinstance(detector, LgstDetector):
-        raise SettingsError("ONNX export covers the aecsad and csad methods (the whole LGST + histogram graph); "
-                         f"got a {getattr(detector, 'method', type(detector).__name__)!r} detector")
+    spec = METHODS.get(getattr(detector, "method", ""))
+    if spec is None or not spec.onnx:
+        raise SettingsError(f"ONNX export covers the {' and '.join(onnx_method_names())} methods (the whole LGST + "
+                            f"histogram graph); got a {getattr(detector, 'method', type(detector).__name__)!r} detector")
     branches = tuple(b for b in BRANCHES if b in detector.fusion.branches)  # the graph's order
     weights = None if calibration is None else tuple(calibration.weights[calibration.branches.index(b)] for b in branches)
     graph = DetectorGraph(detector, weights).eval().cpu()

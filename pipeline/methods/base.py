@@ -1,4 +1,11 @@
-"""What every detection method returns, and the small interface the CLI, evaluation and pages use."""
+"""What every detection method returns, and the small interface the CLI, evaluation and pages use.
+
+A ``MethodSpec`` also says what its method can do besides fit and load (its abilities): bundle and
+ONNX export, bench stages, the branch maps the Inspect page describes, whether it trains the
+segmenter on pseudo-labels and whether its global student uses attention. ``pipeline.deploy`` and
+the pages ask the registry (``pipeline.methods``) for these instead of naming methods. This module
+and the specs stay free of torch: a spec's callables import their heavy modules when called.
+"""
 
 from __future__ import annotations
 
@@ -14,6 +21,7 @@ if TYPE_CHECKING:
     import torch
 
     from pipeline.data.samples import CategoryData
+    from pipeline.methods.bundle_parts import BundleReader
     from pipeline.workspace import Workspace
 
 @dataclass(frozen=True)
@@ -93,6 +101,89 @@ class FitContext:
 
 
 @dataclass(frozen=True)
+class BranchMap:
+    """How the Inspect page shows one branch map of a ``Prediction``.
+
+    Attributes:
+        name: the key in ``Prediction.branch_maps``.
+        label: short title (the toggle's text).
+        meaning: one sentence on what the map shows (the toggle's help and the picture's caption).
+        value_range: colour range of the map; None: each image's own range.
+    """
+
+    name: str
+    label: str
+    meaning: str
+    value_range: tuple[float, float] | None = None
+
+
+@dataclass(frozen=True)
+class BundleExport:
+    """How a method's fitted detector travels in a one-file bundle (``pipeline.deploy.bundle``).
+
+    Attributes:
+        parts: ``(detector, segmenter settings or None, class names or None) -> (config, tensors)``;
+            ``config["method"]`` names the method, tensors are keyed by role prefix. Raises
+            ``BundleError`` for a detector it cannot carry (e.g. one fitted on a surface).
+        detector: ``(reader) -> Detector``, the inverse, from a verified bundle's parts
+            (``pipeline.methods.bundle_parts.BundleReader``).
+    """
+
+    parts: Callable[[Detector, Any, "dict[int, str] | None"], "tuple[dict, dict[str, torch.Tensor]]"]
+    detector: Callable[["BundleReader"], Detector]
+
+
+class BenchRun(Protocol):
+    """What a method's bench stages get from the benchmark (``pipeline.deploy.bench``).
+
+    ``images``: random RGB uint8 inputs by batch size (1 and the throughput batch); ``profile``,
+    ``seed``, ``n_train`` (images a memory bank is sized for) and ``training`` (time training
+    steps too) come from the bench options."""
+
+    device: "torch.device"
+    images: dict[int, list[np.ndarray]]
+    profile: str
+    seed: int
+    n_train: int
+    training: bool
+
+    def time(self, label: str, make: Callable[[int], Callable[[], object]], batches: tuple[int, ...] | None = None,
+             memory: bool = False) -> dict:
+        """``{"batch1": timing, ...}`` of the call ``make(batch)`` returns, logged under ``label``."""
+        ...
+
+    def measure(self, fn: Callable[[], object], budget_share: float = 1.0) -> dict:
+        """One timing of ``fn`` within ``budget_share`` of the per-figure time budget."""
+        ...
+
+    def log(self, line: str) -> None:
+        """One line of the bench's running log."""
+        ...
+
+    def random_images(self, n: int, seed: int) -> list[np.ndarray]:
+        """``n`` more random inputs of the bench's side (training steps' batches)."""
+        ...
+
+
+@dataclass(frozen=True)
+class BenchStages:
+    """A method's part of ``python -m pipeline bench``.
+
+    Attributes:
+        measure: ``(run, shared) -> (result, detector)``: times the method's stages, end to end and
+            (``run.training``) its training steps on a random-weight detector of the profile's
+            shapes; ``result`` is the method's entry of the bench JSON (``kind``, ``stages``,
+            ``end_to_end``, ...). ``shared`` carries figures methods have in common (the
+            segmenter's training step), measured once per run.
+        headline: the method the bench's target (end to end within 3× EfficientAD-M), attention
+            share and operator profile are reported for (``<name>_...`` keys of the JSON).
+    """
+
+    measure: Callable[[BenchRun, dict], "tuple[dict, Detector]"]
+    headline: bool = False
+
+
+@dataclass(frozen=True)
 class MethodSpec:
     """One detection method as the CLI, evaluation and pages see it.
 
@@ -103,7 +194,16 @@ class MethodSpec:
         fit: trains/builds the model into ``ctx.out_dir``; returns ``{role: file name}``.
         load: ``(out_dir, device) -> Detector``.
         trains: the training settings parts its fit reads (``segmentation``, ``lgst``): what
-            ``fit --set part.field=value`` may change.
+            ``fit --set part.field=value`` may change; ``"lgst" in trains``: it has LGST students
+            (``train-lgst`` may train them).
+        segments: its fit trains the segmentation network on the pseudo-labels (the Train page
+            says whether confidence weighting is on; a bundle carries the segmenter's settings).
+        attention: its LGST global student has self-attention (AeCSAD; CSAD's has none).
+        branch_maps: the maps its predictions may carry in ``Prediction.branch_maps``, in the
+            Inspect page's display order.
+        bundle: how it travels in a one-file bundle; None: it cannot be bundled.
+        onnx: its whole inference graph exports to ONNX (``pipeline.deploy.graph``).
+        bench: its stages in ``python -m pipeline bench``; None: not benchmarked.
     """
 
     name: str
@@ -112,3 +212,9 @@ class MethodSpec:
     fit: Callable[[FitContext], dict[str, str]]
     load: Callable[[Path, "torch.device"], Detector]
     trains: tuple[str, ...] = ()
+    segments: bool = False
+    attention: bool = False
+    branch_maps: tuple[BranchMap, ...] = ()
+    bundle: BundleExport | None = None
+    onnx: bool = False
+    bench: BenchStages | None = None

@@ -50,7 +50,7 @@ def to_tensor_batch(images: Sequence[np.ndarray], size: int | tuple[int, int]) -
     if len(images) == 0:
         raise ValueError("to_tensor_batch needs at least one image")
     size = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    resized = [_resize_image(_check_image(image, i), size) for i, image in enumerate(images)]
+    resized = [resize_image_tensor(_check_image(image, i), size) for i, image in enumerate(images)]
     batch = torch.cat(resized)
     mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
     std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
@@ -65,7 +65,8 @@ def _check_image(image: np.ndarray, index: int) -> np.ndarray:
     return image
 
 
-def _resize_image(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+def resize_image_tensor(image: np.ndarray, size: tuple[int, int]) -> torch.Tensor:
+    """One RGB uint8 image as a ``(1, 3, h, w)`` float tensor in 0..1 at ``size`` (``to_tensor_batch``'s resize)."""
     # np.array copies: cached images are read-only and torch warns on those.
     tensor = torch.from_numpy(np.array(image, copy=True)).permute(2, 0, 1)[None].float() / 255.0
     if tuple(tensor.shape[-2:]) == size:

@@ -22,8 +22,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-
 from pipeline.errors import UserError
 
 SHARED_DIR_ENV = "WORKBENCH_WEIGHTS_DIR"
@@ -304,6 +302,8 @@ def _standard_folders(spec: WeightSpec) -> list[tuple[str, Path]]:
     if shared:
         folders.append((f"shared folder {SHARED_DIR_ENV}", Path(shared).expanduser()))
     if spec.torch_hub_cache:
+        import torch  # here, not above: the settings of the zeroshot method (and so the method registry) load without torch
+
         # torch.hub.get_dir() follows TORCH_HOME / XDG_CACHE_HOME / HOME at call time and
         # never touches the network.
         folders.append(("torch hub cache", Path(torch.hub.get_dir()) / "checkpoints"))

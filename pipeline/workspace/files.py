@@ -140,12 +140,13 @@ def atomic_save_safetensors(
     bad = sorted(k for k, v in meta.items() if not (isinstance(k, str) and isinstance(v, str)))
     if bad:
         raise ValueError(f"safetensors metadata must map str to str; bad entries: {bad}")
-    ready = _unshared({name: t.detach().to("cpu").contiguous() for name, t in tensors.items()})
+    ready = unshared_tensors({name: t.detach().to("cpu").contiguous() for name, t in tensors.items()})
     # save_file streams to disk: no second in-memory copy of a large checkpoint.
     _atomic_replace(path, lambda tmp_name: save_file(ready, tmp_name, metadata=meta or None))
 
 
-def _unshared(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+def unshared_tensors(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """``tensors`` ready for safetensors: those sharing memory with another copied, the rest as they are."""
     # safetensors refuses tensors sharing memory (tied weights, views of one buffer), which
     # state dicts often hold; copy only those, so large unshared banks are not duplicated.
     owners: dict[int, int] = {}

@@ -173,3 +173,15 @@ def test_segmenting_methods_say_whether_confidence_weighting_is_on(app, workspac
     set_weighting(Workspace.open(ws_path), "pin_tray", True)
     app.run(at)
     assert any("confidence weighting of the pseudo-labels is **on**" in c.value for c in at.caption)
+
+
+def test_the_segmenting_note_follows_the_registry(app, workspace_copy, monkeypatch):
+    """Which methods get the confidence-weighting note is the spec's ``segments``, not a page list."""
+    from dataclasses import replace
+
+    from pipeline.methods import METHODS, segmenting_method_names
+
+    assert segmenting_method_names() == ("histogram", "aecsad", "csad")
+    monkeypatch.setitem(METHODS, "instant", replace(METHODS["instant"], segments=True))
+    at = app.open(workspace_copy("data"), PAGE)
+    assert any("confidence weighting of the pseudo-labels is **off**" in c.value for c in at.caption)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.methods import METHODS
-from pipeline.methods.zeroshot import prompt_word
+from pipeline.methods.zeroshot.method import prompt_word
 from pipeline.workspace import Workspace
 
 PAGE = "pages/train.py"

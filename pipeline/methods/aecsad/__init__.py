@@ -1,5 +1,4 @@
-"""The full methods: AeCSAD (attention global student) and its CSAD baseline (``aecsad``, ``csad``)."""
+"""The full methods: AeCSAD (attention global student) and its CSAD baseline (``aecsad``, ``csad``).
 
-from pipeline.methods.aecsad.method import AECSAD, CSAD, LgstDetector
-
-__all__ = ["AECSAD", "CSAD", "LgstDetector"]
+``spec`` declares them (light); ``method`` fits and loads them, ``export`` bundles them and
+``bench`` times them (these import torch)."""

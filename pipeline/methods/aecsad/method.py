@@ -26,7 +26,7 @@ import torch
 
 from pipeline.data.images import load_rgb
 from pipeline.data.samples import DataError
-from pipeline.methods.base import FitContext, MethodSpec, Prediction
+from pipeline.methods.base import FitContext, Prediction
 from pipeline.methods.fusion import Fusion, FusionSettings
 from pipeline.methods.histogram import method as histogram
 from pipeline.methods.histogram.method import COLOUR_BRANCH
@@ -92,9 +92,11 @@ class LgstDetector:
         hist_preds = self.hist.predict(images) if self.hist is not None else [None] * len(images)
         lgst = [score_maps(raw, self.norm) for raw in raw_maps(self.net, images, blur_sigma=self.blur_sigma)]
         retrieval = self.retrieval.predict(images) if self.retrieval is not None else [None] * len(images)
-        return [self._combine(h, m, r) for h, m, r in zip(hist_preds, lgst, retrieval)]
+        return [self.combine(h, m, r) for h, m, r in zip(hist_preds, lgst, retrieval)]
 
-    def _combine(self, hist: Prediction | None, lgst: LgstMaps, retrieval: Prediction | None = None) -> Prediction:
+    def combine(self, hist: Prediction | None, lgst: LgstMaps, retrieval: Prediction | None = None) -> Prediction:
+        """One image's prediction from its branch outputs: the fused score, every map in one frame,
+        the branch scores with their z-scores (the bench times this step on its own)."""
         scores = {**(hist.branch_scores if hist is not None else {}), "lgst": lgst.score,
                   TEACHER_GLOBAL: lgst.teacher_global_score,
                   "lgst_local": float(lgst.local.max()), "lgst_global": float(lgst.global_.max())}
@@ -117,7 +119,8 @@ class LgstDetector:
         )
 
 
-def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
+def fit(ctx: FitContext, attention: bool) -> dict[str, str]:
+    """AeCSAD (``attention``) or CSAD into ``ctx.out_dir``: the whole chain of the module docstring."""
     histogram.ensure_pseudo_labels(ctx)
     surface = is_surface(ctx.workspace, ctx.category)
     # segmenter → histogram model; a surface has no parts to count, so neither is trained
@@ -203,7 +206,8 @@ def _reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
     return {key: m for key, m in maps.items() if m is not None}
 
 
-def _load(folder: Path, device: torch.device) -> LgstDetector:
+def load(folder: Path, device: torch.device) -> LgstDetector:
+    """The AeCSAD/CSAD detector fitted into ``folder``."""
     stats = json.loads((folder / STATS_FILE).read_text())
     net = build_lgst(load_lgst_checkpoint(folder / CHECKPOINT), device)
     fusion = Fusion.from_dict(stats["fusion"], stats.get("fusion_top_k", 0))  # older files: the sum of all
@@ -213,29 +217,3 @@ def _load(folder: Path, device: torch.device) -> LgstDetector:
                         MapNormalisation.from_dict(stats["maps"]), fusion, retrieval,
                         blur_sigma=float(stats.get("map_blur_sigma", 0.0)))
 
-
-AECSAD = MethodSpec(
-    name="aecsad",
-    title="AeCSAD (attention local–global student–teacher + histograms)",
-    summary=(
-        "The thesis method: a local student for scratches and dents, a global student with "
-        "self-attention for parts in the wrong place or combination, and part-count histograms from "
-        "the segmentation network, plus patch retrieval for small defects, fused into one score. "
-        "Trains for minutes on CPU (quick profile)."
-    ),
-    fit=lambda ctx: _fit(ctx, attention=True),
-    load=_load,
-    trains=("segmentation", "lgst", "fusion", "retrieval"),
-)
-
-CSAD = MethodSpec(
-    name="csad",
-    title="CSAD baseline (plain CNN global student + histograms)",
-    summary=(
-        "The same chain as AeCSAD with the published CSAD global student (a CNN autoencoder squeezed "
-        "to 1×1, no attention), for side-by-side comparison."
-    ),
-    fit=lambda ctx: _fit(ctx, attention=False),
-    load=_load,
-    trains=("segmentation", "lgst", "fusion", "retrieval"),
-)

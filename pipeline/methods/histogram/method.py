@@ -16,8 +16,9 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_rgb
-from pipeline.methods.base import FitContext, MethodSpec, Prediction
+from pipeline.methods.base import FitContext, Prediction
 from pipeline.methods.fusion import TrimmedZ
+from pipeline.methods.histogram.branches import EXPLAIN_ABOVE
 from pipeline.methods.histogram.colours import WEIGHTS_FILE as COLOUR_FILE
 from pipeline.methods.histogram.colours import (
     ColourModel,
@@ -44,7 +45,7 @@ from pipeline.methods.histogram.surface import (
     load_surface,
 )
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
-from pipeline.methods.segmentation.data import _resize_image, load_segmentation_data
+from pipeline.methods.segmentation.data import resize_image, load_segmentation_data
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import SegmentationNet, predict_labels
 from pipeline.methods.segmentation.train import CHECKPOINT, train_segmentation
@@ -61,8 +62,6 @@ COLOUR_BRANCH = "part_colour"
 GRID = 2
 """P of the P×P grid histogram (thesis: 2)."""
 FUSION_FILE = "histogram_fusion.json"
-EXPLAIN_ABOVE = 2.0
-"""A (region, class) deviation is reported when it is this many training spreads off."""
 
 
 class HistogramDetector:
@@ -83,7 +82,7 @@ class HistogramDetector:
         return predicted_maps(self.net, images, self.size)
 
     def predict(self, images: list[np.ndarray]) -> list[Prediction]:
-        resized = [_resize_image(im, self.size) for im in images]
+        resized = [resize_image(im, self.size) for im in images]
         maps = predict_labels(self.net, resized, self.size)
         global_d, grid_d = mahalanobis_scores(self.model, maps)
         n = len(maps)
@@ -117,7 +116,7 @@ class HistogramDetector:
 
 def predicted_maps(net: SegmentationNet, images: list[np.ndarray], size: int) -> list[np.ndarray]:
     """Label maps at the network's input side: the histogram's fixed reference frame."""
-    return predict_labels(net, [_resize_image(im, size) for im in images], size)
+    return predict_labels(net, [resize_image(im, size) for im in images], size)
 
 
 def cell_map(deviations, shape: tuple[int, int], grid: int) -> np.ndarray:
@@ -178,7 +177,7 @@ def sample_maps(net: SegmentationNet, samples: list, size: int, progress: Progre
     images: list[np.ndarray] = []
     maps: list[np.ndarray] = []
     for start in range(0, len(samples), chunk):
-        resized = [_resize_image(load_rgb(s.path), size) for s in samples[start:start + chunk]]
+        resized = [resize_image(load_rgb(s.path), size) for s in samples[start:start + chunk]]
         images.extend(resized)
         maps.extend(predict_labels(net, resized, size))
         progress(stage, len(maps), len(samples))
@@ -204,16 +203,3 @@ def load(folder: Path, device: torch.device) -> HistogramDetector | SurfaceDetec
                              TrimmedZ(**fusion["global"]), TrimmedZ(**fusion["grid"]),
                              load_colour_model(folder), colour_z)
 
-
-HISTOGRAM = MethodSpec(
-    name="histogram",
-    title="Histogram (component counts and areas)",
-    summary=(
-        "Segments each image into the pseudo-labelled part classes and compares class areas and part "
-        "counts, over the image and a 2×2 grid, with the good training images: catches missing, extra "
-        "and misplaced parts and says which. Needs pseudo-labels (built automatically if missing)."
-    ),
-    fit=fit,
-    load=load,
-    trains=("segmentation", "retrieval"),  # retrieval: the surface fallback's memory bank
-)

@@ -138,13 +138,14 @@ def component_counts(
     return counts[:, 0], counts[:, 1:].reshape(len(counts), -1)
 
 
-def _bounds(length: int, grid: int) -> np.ndarray:
+def cell_bounds(length: int, grid: int) -> np.ndarray:
+    """Pixel edges of ``grid`` cells along a side of ``length`` (the ONNX graph cuts the same cells)."""
     return np.linspace(0, length, grid + 1).round().astype(int)
 
 
 def _fractions(m: np.ndarray, n_classes: int, grid: int) -> np.ndarray:
     k = n_classes + 1
-    rows, cols = _bounds(m.shape[0], grid), _bounds(m.shape[1], grid)
+    rows, cols = cell_bounds(m.shape[0], grid), cell_bounds(m.shape[1], grid)
     out = [np.bincount(m.ravel(), minlength=k) / m.size]
     for r in range(grid):
         for c in range(grid):
@@ -155,7 +156,7 @@ def _fractions(m: np.ndarray, n_classes: int, grid: int) -> np.ndarray:
 
 def _counts(m: np.ndarray, n_classes: int, grid: int, min_fraction: float) -> np.ndarray:
     counts = np.zeros((1 + grid * grid, n_classes), dtype=np.int64)
-    rows, cols = _bounds(m.shape[0], grid), _bounds(m.shape[1], grid)
+    rows, cols = cell_bounds(m.shape[0], grid), cell_bounds(m.shape[1], grid)
     for cls in range(1, n_classes + 1):
         regions, n = ndimage.label(m == cls, structure=_EIGHT)
         if n == 0:
@@ -251,9 +252,11 @@ def _deviation(model, r, region, cls, name, fractions, counts) -> Deviation:
     return Deviation(region, cell, cls, name, obs_n, exp_n, obs_f, exp_f, float(np.hypot(z_count, z_frac)), sentence)
 
 
-_ARRAYS = ("global_mean", "global_precision", "grid_mean", "grid_precision",
-           "fraction_median", "fraction_std", "count_median", "count_std")
-_SCALARS = ("n_classes", "grid", "min_component_fraction", "n_train")
+MODEL_ARRAYS = ("global_mean", "global_precision", "grid_mean", "grid_precision",
+                "fraction_median", "fraction_std", "count_median", "count_std")
+"""The ``HistogramModel`` fields stored as float64 arrays (model files and bundles)."""
+MODEL_SCALARS = ("n_classes", "grid", "min_component_fraction", "n_train")
+"""The ``HistogramModel`` fields stored as JSON scalars."""
 WEIGHTS_FILE = "histogram_model.safetensors"
 SETTINGS_FILE = "histogram_model.json"
 
@@ -264,8 +267,8 @@ def save_histogram_model(model: HistogramModel, folder: Path) -> dict[str, str]:
 
     from pipeline.workspace.files import atomic_save_safetensors, atomic_write_json
 
-    scalars = {name: getattr(model, name) for name in _SCALARS}
-    tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(model, name), dtype=np.float64)) for name in _ARRAYS}
+    scalars = {name: getattr(model, name) for name in MODEL_SCALARS}
+    tensors = {name: torch.from_numpy(np.ascontiguousarray(getattr(model, name), dtype=np.float64)) for name in MODEL_ARRAYS}
     atomic_save_safetensors(Path(folder) / WEIGHTS_FILE, tensors, {"scalars": json.dumps(scalars)})
     atomic_write_json(Path(folder) / SETTINGS_FILE, scalars)
     return {"model": WEIGHTS_FILE, "settings": SETTINGS_FILE}
@@ -280,4 +283,4 @@ def load_histogram_model(folder: Path) -> HistogramModel:
         raise MissingFileError(f"no histogram model in {folder} (expected {WEIGHTS_FILE})")
     tensors, meta = load_safetensors(path)
     scalars = json.loads(meta["scalars"])
-    return HistogramModel(**scalars, **{name: tensors[name].numpy() for name in _ARRAYS})
+    return HistogramModel(**scalars, **{name: tensors[name].numpy() for name in MODEL_ARRAYS})

@@ -1,6 +1,4 @@
-"""The train-free instant detector (method name ``instant``)."""
+"""The train-free instant detector (method name ``instant``).
 
-from pipeline.methods.instant.method import INSTANT
-from pipeline.methods.instant.model import InstantDetector, InstantModel, InstantSettings
-
-__all__ = ["INSTANT", "InstantDetector", "InstantModel", "InstantSettings"]
+``spec`` declares it (light); ``method``/``model`` fit and score, ``export`` bundles it and
+``bench`` times it (these import torch)."""

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 
 from pipeline.data.images import load_mask, load_rgb
-from pipeline.methods.base import FitContext, MethodSpec
+from pipeline.methods.base import FitContext
 from pipeline.models.backbones import choose_backbone
 from pipeline.methods.instant.model import (
     InstantDetector,
@@ -53,18 +53,7 @@ def fit(ctx: FitContext, image_size: int | None = None) -> dict[str, str]:
 
 
 def load(folder: Path, device: torch.device) -> InstantDetector:
+    """The instant detector fitted into ``folder``."""
     model = load_instant(folder)
     return InstantDetector(model, build_embedder(model.settings, device), device)
 
-
-INSTANT = MethodSpec(
-    name="instant",
-    title="Instant (train-free memory retrieval)",
-    summary=(
-        "Nearest-neighbour distance of each image patch to a memory bank of good patches; "
-        "no training, heat maps in seconds. Marked bad images become anomaly keys."
-    ),
-    fit=fit,
-    load=load,
-    trains=("retrieval",),
-)

@@ -12,7 +12,7 @@ import numpy as np
 
 from pipeline.data.images import load_rgb
 from pipeline.data.samples import DataError, Sample
-from pipeline.methods.segmentation.data import _resize_image, _resize_map
+from pipeline.methods.segmentation.data import resize_image, resize_label_map
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,6 @@ def load_lgst_data(samples: list[Sample], side: int, label_maps: dict[str, np.nd
     if not samples:
         raise DataError("LGST needs at least one good training image")
     label_maps = label_maps or {}
-    images = tuple(_resize_image(load_rgb(Path(s.path)), side) for s in samples)
-    maps = tuple(_resize_map(label_maps[s.key], side) if s.key in label_maps else None for s in samples)
+    images = tuple(resize_image(load_rgb(Path(s.path)), side) for s in samples)
+    maps = tuple(resize_label_map(label_maps[s.key], side) if s.key in label_maps else None for s in samples)
     return LgstData(images, maps, tuple(s.key for s in samples))

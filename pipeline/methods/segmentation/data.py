@@ -102,7 +102,7 @@ def load_segmentation_data(
     return SegmentationData(
         train_images=tuple(labelled[i][1] for i in train), train_maps=tuple(labelled[i][2] for i in train),
         holdout_images=tuple(labelled[i][1] for i in held), holdout_maps=tuple(labelled[i][2] for i in held),
-        unlabelled_images=tuple(_resize_image(load_rgb(Path(paths[k])), side) for k in unlabelled_keys),
+        unlabelled_images=tuple(resize_image(load_rgb(Path(paths[k])), side) for k in unlabelled_keys),
         class_names={int(c): str(n) for c, n in state.cluster_names.items()},
         keys={"train": tuple(labelled[i][0] for i in train), "holdout": tuple(labelled[i][0] for i in held),
               "unlabelled": tuple(unlabelled_keys)},
@@ -133,7 +133,7 @@ def _load_pair(ws: Workspace, category: str, key: str, path: Path, side: int) ->
     label_map = store.load_label_map(ws, category, key)
     if label_map is None:
         raise NoPseudoLabelsError(f"{key}: no label map stored; rerun pseudo-labels")
-    return _resize_image(load_rgb(path), side), _resize_map(label_map, side)
+    return resize_image(load_rgb(path), side), resize_label_map(label_map, side)
 
 
 def _holdout_indices(n: int, fraction: float, seed: int) -> set[int]:
@@ -144,13 +144,15 @@ def _holdout_indices(n: int, fraction: float, seed: int) -> set[int]:
     return {int(i) for i in np.random.default_rng(seed).permutation(n)[:count]}
 
 
-def _resize_image(image: np.ndarray, side: int) -> np.ndarray:
+def resize_image(image: np.ndarray, side: int) -> np.ndarray:
+    """An RGB uint8 image at ``side``×``side`` (PIL bilinear): the segmenter's and the LGST data's input."""
     if image.shape[:2] == (side, side):
         return np.array(image)  # a writable copy, as after a resize
     return np.array(Image.fromarray(image).resize((side, side), Image.BILINEAR))
 
 
-def _resize_map(label_map: np.ndarray, side: int) -> np.ndarray:
+def resize_label_map(label_map: np.ndarray, side: int) -> np.ndarray:
+    """A label map at ``side``×``side`` (nearest: classes are not blended)."""
     label_map = np.array(label_map, np.uint8)
     if label_map.shape == (side, side):
         return label_map

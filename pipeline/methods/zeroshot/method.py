@@ -8,12 +8,11 @@ from pathlib import Path
 
 import torch
 
-from pipeline.methods.base import FitContext, MethodSpec
+from pipeline.methods.base import FitContext
 from pipeline.methods.zeroshot.clip import architecture_config, build_clip
 from pipeline.methods.zeroshot.model import ZeroShotDetector, fit_zeroshot, load_detector, save_zeroshot
 from pipeline.methods.zeroshot.settings import (
     CLIP_WEIGHTS_KEY,
-    METHOD,
     OBJECT_SETTING,
     ZeroShotSettings,
     architecture_from_env,
@@ -77,15 +76,3 @@ def fit(ctx: FitContext) -> dict[str, str]:
 def load(folder: Path, device: torch.device) -> ZeroShotDetector:
     return load_detector(folder, device)
 
-
-ZEROSHOT = MethodSpec(
-    name=METHOD,
-    title="Zero-shot (CLIP text prompts)",
-    summary=(
-        "Compares each image patch with CLIP text anchors for a flawless vs a damaged object "
-        "(prompt ensembles); nothing is trained, good images only set the threshold. Needs local "
-        "CLIP weights (python -m pipeline doctor says where to put them)."
-    ),
-    fit=fit,
-    load=load,
-)

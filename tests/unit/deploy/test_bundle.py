@@ -14,7 +14,8 @@ from pipeline.__main__ import main
 from pipeline.deploy.bundle import (
     BundleError, detector_parts, load_bundle_detector, read_bundle, write_bundle,
 )
-from pipeline.deploy.random_models import random_instant_detector, random_lgst_detector
+from pipeline.methods.aecsad.random_model import random_lgst_detector
+from pipeline.methods.instant.random_model import random_instant_detector
 from pipeline.methods.segmentation.settings import SegmentationSettings
 
 from .conftest import CATEGORY

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from pipeline.deploy.graph import DetectorGraph, graph_inputs
-from pipeline.deploy.random_models import random_lgst_detector
+from pipeline.methods.aecsad.random_model import random_lgst_detector
 
 from .test_bundle import TINY_LGST, TINY_SEG, _images
 

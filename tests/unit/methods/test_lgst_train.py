@@ -16,6 +16,7 @@ from pipeline.data.images import load_rgb
 from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.lgst_commands import StepLog, format_step, lgst_inputs
+from pipeline.methods import get_method
 from pipeline.methods.aecsad import method as aecsad
 from pipeline.methods.lgst import train as lgst_train
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint
@@ -210,7 +211,7 @@ def test_train_lgst_uses_the_data_and_settings_fit_would_so_fit_reuses_the_stude
     monkeypatch.setattr(aecsad, "train_lgst", capture)
     ws = Workspace.open(workspace)
     for method in ("aecsad", "csad"):
-        spec = aecsad.AECSAD if method == "aecsad" else aecsad.CSAD
+        spec = get_method(method)
         with pytest.raises(Killed):
             spec.fit(aecsad.FitContext(
                 data=load_category(Path(ws.category(CATEGORY).data_root)), out_dir=ws.method_dir(CATEGORY, method),

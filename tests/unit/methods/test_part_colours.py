@@ -106,7 +106,7 @@ def test_the_class_whose_colour_is_new_carries_the_distance():
 
 
 def test_an_unusual_colour_is_explained_in_a_sentence():
-    from pipeline.deploy.random_models import random_histogram_detector
+    from pipeline.methods.histogram.random_model import random_histogram_detector
     from pipeline.methods.fusion import TrimmedZ
     from pipeline.methods.segmentation.settings import SegmentationSettings
     from pipeline.models.backbones import build_backbone

@@ -14,7 +14,7 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
 from pipeline.data.synth import SynthSettings, generate
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
-from pipeline.methods.segmentation.data import SegmentationData, _resize_image, _resize_map
+from pipeline.methods.segmentation.data import SegmentationData, resize_image, resize_label_map
 from pipeline.methods.segmentation.settings import SegmentationSettings
 from pipeline.methods.segmentation.torch_model import predict_labels
 from pipeline.methods.segmentation.train import CHECKPOINT, HISTORY, cosine_lr, mean_iou, train_segmentation
@@ -34,8 +34,8 @@ def data(tmp_path_factory) -> SegmentationData:
     generate(SynthSettings(out=out, categories=("pin_tray",), n_train=8, n_validation=2, n_test_good=2,
                            n_logical=2, n_structural=2, size=SIDE))
     samples = load_category(out / "pin_tray").select("train", "good")
-    images = tuple(_resize_image(load_rgb(s.path), SIDE) for s in samples)
-    maps = tuple(_resize_map(np.asarray(load_rgb(s.component_path))[..., 0], SIDE) for s in samples)
+    images = tuple(resize_image(load_rgb(s.path), SIDE) for s in samples)
+    maps = tuple(resize_label_map(np.asarray(load_rgb(s.component_path))[..., 0], SIDE) for s in samples)
     classes = json.loads((out / "pin_tray" / "synth_info.json").read_text())["classes"]
     return SegmentationData(images[:6], maps[:6], images[6:], maps[6:], images[6:],
                             {int(k): v for k, v in classes.items()}, {})

@@ -15,7 +15,8 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
 from pipeline.methods import METHODS, FitContext
 from pipeline.methods.runner import fit_method, load_detector
-from pipeline.methods.zeroshot import ZEROSHOT, prompt_word, set_object_word, unavailable_reason
+from pipeline.methods.zeroshot.method import prompt_word, set_object_word, unavailable_reason
+from pipeline.methods.zeroshot.spec import ZEROSHOT
 from pipeline.methods.zeroshot.clip import build_clip
 from pipeline.methods.zeroshot.model import MODEL_FILE, SETTINGS_FILE, detector_from_clip, fit_zeroshot, load_zeroshot
 from pipeline.models.weights import IncompatibleWeightsError, MissingWeightsError
