@@ -15,7 +15,7 @@ import streamlit as st
 from app import loaders
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
-from pipeline.evaluation.verdict import BORDERLINE_SETTING, BORDERLINE_WITHIN, Verdict, judge, score_spread
+from pipeline.evaluation.verdict import BORDERLINE_SETTING, Verdict, borderline_within, verdict_scale
 from pipeline.methods import get_method
 from pipeline.methods.base import BranchMap, Prediction
 from pipeline.metrics.colour_scale import colour_bar, scale_caption, workspace_display_range
@@ -71,20 +71,13 @@ def _navigation(samples: list[Sample], scores: dict[str, float], verdicts: dict[
 
 def _judge_all(ws: Workspace, category: str, method: str, scores: dict[str, float]) -> dict[str, Verdict]:
     """Each scored image's verdict with its margin; empty without a threshold or validation scores."""
-    threshold = ws.get_threshold(category, method)
-    val = [r.score for r in ws.scores(category, method, split="validation")]
-    if threshold is None or not val:
-        return {}
-    spread, within = score_spread(val), _borderline_within(ws, category, method)
-    return {key: judge(score, threshold, spread, within) for key, score in scores.items()}
-
-
-def _borderline_within(ws: Workspace, category: str, method: str) -> float:
-    return float((ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {}).get(method, BORDERLINE_WITHIN))
+    scale = verdict_scale(ws, category, method)
+    verdicts = {key: scale.judge(score) for key, score in scores.items()}
+    return {key: verdict for key, verdict in verdicts.items() if verdict is not None}
 
 
 def _borderline_band(ws: Workspace, category: str, method: str) -> None:
-    current = _borderline_within(ws, category, method)
+    current = borderline_within(ws, category, method)
     band = st.number_input(
         "Borderline band (± spreads of the good scores)", 0.0, 5.0, current, 0.1, key="borderline_band",
         help="A verdict closer than this to the threshold is marked borderline for a human look; one spread is "
@@ -96,15 +89,14 @@ def _borderline_band(ws: Workspace, category: str, method: str) -> None:
 
 
 def _verdict(ws: Workspace, category: str, method: str, sample: Sample, score: float) -> None:
-    threshold = ws.get_threshold(category, method)
-    val = [r.score for r in ws.scores(category, method, split="validation")]
+    scale = verdict_scale(ws, category, method)
     c1, c2, c3 = st.columns(3)
     c1.metric("Score", f"{score:.3f}")
-    c2.metric("Threshold", "not set" if threshold is None else f"{threshold:.3f}")
-    if threshold is None or not val:
+    c2.metric("Threshold", "not set" if scale.threshold is None else f"{scale.threshold:.3f}")
+    verdict = scale.judge(score)
+    if verdict is None:
         c3.metric("Verdict", "—", help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
         return
-    verdict = judge(score, threshold, score_spread(val), _borderline_within(ws, category, method))
     c3.metric("Verdict", verdict.label, delta=f"{verdict.margin:+.2f} spreads", delta_color="inverse",
               help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
     (st.warning if verdict.borderline else st.caption)(f"Confidence: {verdict.sentence()}.")

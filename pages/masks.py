@@ -18,11 +18,10 @@ from app.widgets import StreamlitProgress
 from pipeline.data.samples import DataError, Sample
 from pipeline.device import DeviceError
 from pipeline.models.weights import IncompatibleWeightsError, MissingWeightsError
-from pipeline.pseudolabel_commands import format_summary
 from pipeline.pseudolabels import curation, edits, render, store
 from pipeline.pseudolabels.adapters.base import Box
 from pipeline.pseudolabels.adapters.factory import DETECTORS, SEGMENTERS, model_unavailable
-from pipeline.pseudolabels.run import run_pseudo_labels, seed_of, with_seed
+from pipeline.pseudolabels.run import format_summary, run_pseudo_labels, seed_of, stored_settings, with_seed
 from pipeline.pseudolabels.settings import ClassicSettings, ClusterSettings, MaskSettings, PseudoLabelSettings
 from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.pseudolabels.tag_curation import category_tags
@@ -120,8 +119,7 @@ def _availability() -> str:
 
 
 def _run_config(ws: Workspace, category: str) -> RunConfig:
-    stored = ws.get_setting(edits.SETTINGS, None, category=category)
-    base = PseudoLabelSettings.from_dict(stored) if stored else PseudoLabelSettings()
+    base = stored_settings(ws, category) or PseudoLabelSettings()
     with st.expander("Settings (start from the last build's)"):
         c1, c2, c3 = st.columns(3)
         detector = c1.selectbox("Detector", DETECTORS, format_func=DETECTOR_LABELS.get, key="masks_detector")

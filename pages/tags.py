@@ -15,10 +15,9 @@ from app.state import require_category, require_workspace
 from pipeline.data.samples import DataError
 from pipeline.device import resolve_device
 from pipeline.models.weights import REGISTRY, SHARED_DIR_ENV, MissingWeightsError
-from pipeline.pseudolabel_commands import SUGGESTION_IMAGES
-from pipeline.pseudolabels.adapters.factory import choose_taggers, ram_plus_unavailable
+from pipeline.pseudolabels.adapters.factory import ram_plus_unavailable
 from pipeline.pseudolabels.tag_curation import (
-    add_custom_tags, category_tags, set_tag_status, stored_suggestions, suggest_tags,
+    add_custom_tags, category_tags, set_tag_status, stored_suggestions, suggest_category_tags, suggestion_samples,
 )
 from pipeline.workspace import Workspace
 
@@ -74,16 +73,16 @@ def _sources() -> None:
 
 def _suggest(ws: Workspace, category: str) -> None:
     try:
-        samples = loaders.category_data(ws, category).select("train")[:SUGGESTION_IMAGES]
+        samples = suggestion_samples(loaders.category_data(ws, category).select("train"))
         device = resolve_device("auto")
         with st.spinner(f"Asking the taggers about {len(samples)} good image(s)…"):
             classifier = loaders.classifier(str(device)) if samples else None
-            taggers, why = choose_taggers(device, imagenet=bool(samples), classifier=classifier)
-            merged = suggest_tags(ws, category, [loaders.image(str(s.path)) for s in samples], taggers)
+            found = suggest_category_tags(ws, category, samples, device, classifier=classifier,
+                                          load_image=lambda path: loaders.image(str(path)))
     except (DataError, MissingWeightsError, ImportError, RuntimeError) as err:
         st.error(str(err))
         return
-    st.session_state[MESSAGE_KEY] = (category, f"{len(merged)} suggestions from {why}.")
+    st.session_state[MESSAGE_KEY] = (category, f"{len(found.suggestions)} suggestions from {found.taggers}.")
 
 
 def _rows(ws: Workspace, category: str) -> list[TagRow]:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -226,3 +226,19 @@ def rank_seed(seed: int, ctx: DistributedContext) -> int:
 def _collective_device(ctx: DistributedContext) -> torch.device:
     # NCCL only moves CUDA tensors; gloo moves CPU ones.
     return torch.device("cuda", torch.cuda.current_device()) if ctx.backend == "nccl" else torch.device("cpu")
+
+
+def describe_processes(device: torch.device, ctx: DistributedContext) -> str:
+    """``cpu`` in one process; ``cpu (rank 0 of 2 processes, gloo)`` under torchrun (printed by rank 0)."""
+    if not ctx.active:
+        return str(device)
+    return f"{device} (rank {ctx.rank} of {ctx.world_size} processes, {ctx.backend})"
+
+
+def _silent(*_args: object) -> None:
+    """``print`` of the ranks other than 0: one log per distributed run."""
+
+
+def main_rank_only(say: Callable[[str], None], ctx: DistributedContext) -> Callable[[str], None]:
+    """``say`` on rank 0 (or in a single process), a sink that drops every line on the other ranks."""
+    return say if ctx.is_main else _silent

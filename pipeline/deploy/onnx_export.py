@@ -20,6 +20,8 @@ from pipeline.deploy.graph import OUTPUTS, DetectorGraph
 from pipeline.errors import MissingFileError, SettingsError
 from pipeline.methods import METHODS, onnx_method_names
 from pipeline.methods.aecsad.method import BRANCHES
+from pipeline.methods.runner import load_detector
+from pipeline.workspace import Workspace
 
 OPSET = 18
 POST_PROCESSING = (
@@ -79,6 +81,20 @@ def export_onnx(detector, out: Path, metadata: dict | None = None, example_batch
     onnx.save_model(proto, str(tmp))
     tmp.replace(out)
     return graph
+
+
+def export_workspace_onnx(workspace: Path, category: str, method: str, out: Path) -> DetectorGraph:
+    """Export the fitted ``method`` of a workspace category (``export --format onnx``), with its
+    threshold and part class names as metadata; a surface model (no part classes) is refused."""
+    ws = Workspace.open(workspace, create=False)
+    detector = load_detector(ws, category, method, torch.device("cpu"))
+    inner = getattr(detector, "inner", detector)
+    if getattr(inner, "hist", True) is None:
+        raise SettingsError(f"the {method} model of {category!r} was fitted on a surface (no part classes); "
+                            "ONNX export needs the part branches: export the instant detector instead")
+    meta = {"method": method, "category": category, "threshold": ws.get_threshold(category, method),
+            "class_names": {str(k): v for k, v in inner.hist.class_names.items()} if hasattr(inner, "hist") else {}}
+    return export_onnx(detector, out, meta)
 
 
 def onnx_session(path: Path):

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from pipeline.methods.fusion import TrimmedZ
+from pipeline.workspace import Workspace
 
 BORDERLINE_WITHIN = 0.5
 """Default half-width, in spreads, of the band around the threshold where verdicts are borderline."""
@@ -58,3 +59,36 @@ def judge(score: float, threshold: float, spread: float, borderline_within: floa
         raise ValueError(f"the score spread must be positive, got {spread}")
     margin = (float(score) - float(threshold)) / float(spread)
     return Verdict(anomalous=score > threshold, margin=margin, borderline=abs(margin) < borderline_within)
+
+
+def borderline_within(ws: Workspace, category: str, method: str) -> float:
+    """The borderline band, in spreads, chosen for ``method`` on the Inspect page (else the default)."""
+    return float((ws.get_setting(BORDERLINE_SETTING, {}, category=category) or {}).get(method, BORDERLINE_WITHIN))
+
+
+@dataclass(frozen=True)
+class VerdictScale:
+    """What judging a model's scores needs; the Inspect page, ``predict`` and bundles share it.
+
+    Attributes:
+        threshold: the model's threshold (None: not set, no verdict).
+        spread: ``score_spread`` of the good validation scores (None: none stored, no margin).
+        within: the borderline band in spreads.
+    """
+
+    threshold: float | None
+    spread: float | None
+    within: float = BORDERLINE_WITHIN
+
+    def judge(self, score: float) -> Verdict | None:
+        """The verdict with its margin; None without a threshold or a spread."""
+        if self.threshold is None or not self.spread:
+            return None
+        return judge(score, self.threshold, self.spread, self.within)
+
+
+def verdict_scale(ws: Workspace, category: str, method: str) -> VerdictScale:
+    """The stored threshold, the spread of the stored validation scores and the chosen band."""
+    val = [r.score for r in ws.scores(category, method, split="validation")]
+    return VerdictScale(ws.get_threshold(category, method), score_spread(val) if val else None,
+                        borderline_within(ws, category, method))

@@ -72,3 +72,14 @@ def subtype_aurocs(kinds: Sequence[str], subtypes: Sequence[str | None], scores:
 def weakest_first(table: dict[str, dict]) -> list[tuple[str, dict]]:
     """``subtype_aurocs`` rows ordered by AUROC, lowest first (unscorable ones last)."""
     return sorted(table.items(), key=lambda item: (item[1]["auroc"] is None, item[1]["auroc"] or 0.0, item[0]))
+
+
+def percent(value: float | None) -> str:
+    """``"81.0%"``; ``"n/a"`` for None."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def weakest_summary(table: dict[str, dict], count: int = 3) -> str:
+    """``"bent_pin 81.0% (13 images), ..."``: the lowest-AUROC subtypes, so a miss is not hidden in a kind's mean."""
+    scored = [(name, row) for name, row in weakest_first(table) if row["auroc"] is not None]
+    return ", ".join(f"{name} {percent(row['auroc'])} ({row['n']} images)" for name, row in scored[:count])

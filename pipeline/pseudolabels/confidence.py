@@ -159,3 +159,12 @@ def set_weighting(ws: Workspace, category: str, enabled: bool) -> None:
     """Switch confidence weighting on or off for the category's segmentation training."""
     ws.category_dir(category)  # a clear error for a bad name before it becomes a scope
     ws.set_setting(WEIGHTING, bool(enabled), category=category)
+
+
+def confidence_line(ws: Workspace, category: str) -> str:
+    """How typical the new label maps are (IQR-fence confidence) and whether training weighs by it."""
+    confidence = image_confidence(ws, category)
+    if confidence is None:
+        return "confidence: no reliability split yet"
+    state = "on" if weighting_enabled(ws, category) else "off (fit/train-seg --confidence-weighting to use it)"
+    return f"confidence: {describe(confidence.effective, ConfidenceSettings().floor)}; weighting {state}"

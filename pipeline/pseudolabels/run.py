@@ -20,7 +20,7 @@ from pipeline.device import resolve_device, set_determinism
 from pipeline.progress import ProgressFn, no_progress
 from pipeline.pseudolabels import edits, refresh, store
 from pipeline.pseudolabels.settings import PseudoLabelSettings
-from pipeline.pseudolabels.surface import is_surface
+from pipeline.pseudolabels.surface import SURFACE_MESSAGE, is_surface
 from pipeline.pseudolabels.tag_curation import TagChoice, category_tags
 from pipeline.workspace import Workspace
 from pipeline.workspace.db import now_iso
@@ -97,6 +97,28 @@ def adapter_identity(adapter: Any, references: dict | None = None) -> Any:
     if identity["name"] == "manual":
         identity["boxes"] = {k: [edits.box_to_dict(b) for b in v] for k, v in (references or {}).items()}
     return identity
+
+
+def stored_settings(ws: Workspace, category: str) -> PseudoLabelSettings | None:
+    """The stage settings of the category's last run or Masks-page edit (None: never stored)."""
+    stored = ws.get_setting(edits.SETTINGS, None, category=category)
+    return PseudoLabelSettings.from_dict(stored) if stored else None
+
+
+def format_summary(summary: PseudoLabelSummary) -> list[str]:
+    """The run summary as printed lines: prompts, components, clusters and sizes, reliable share."""
+    tags = ", ".join(summary.tags) or "none"
+    background = ", ".join(summary.background_tags) or "none"
+    clusters = ", ".join(f"{summary.cluster_names[c]}: {n}" for c, n in summary.cluster_sizes.items()) or "none"
+    reliable = round(summary.reliable_fraction * summary.n_images)
+    return [
+        f"tags ({summary.tags_source}): {tags}; background: {background}",
+        f"{summary.n_images} training images ({summary.cached_images} reused from the workspace), "
+        f"{summary.n_components} components found ({summary.dropped} in clusters too small to keep)",
+        f"{len(summary.cluster_sizes)} clusters ({summary.clustering}): {clusters}",
+        f"reliable: {reliable} of {summary.n_images} images ({100 * summary.reliable_fraction:.0f}%); "
+        f"done in {summary.seconds:.1f} s",
+    ] + ([SURFACE_MESSAGE] if summary.surface else [])
 
 
 def run_pseudo_labels(

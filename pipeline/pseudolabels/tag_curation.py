@@ -8,14 +8,23 @@ without running the taggers again. Decisions take effect at the next pseudo-labe
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import numpy as np
 
+from pipeline.data.images import load_rgb
+from pipeline.data.samples import Sample
 from pipeline.errors import SettingsError
 from pipeline.pseudolabels.adapters.base import Tagger, TagSuggestion
 from pipeline.pseudolabels.edits import SUGGESTIONS
 from pipeline.workspace import Workspace
+
+if TYPE_CHECKING:  # torch is imported on use: the tags command and page load it only to suggest
+    import torch
+
+SUGGESTION_IMAGES = 3
+"""Good training images the taggers look at (tags describe the category, a few images suffice)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +88,35 @@ def suggest_tags(
     merged = merge_suggestions(*(tagger.suggest(list(images), category) for tagger in taggers))
     ws.set_setting(SUGGESTIONS, [_to_dict(s) for s in merged], category=category)
     return merged
+
+
+def suggestion_samples(samples: Sequence[Sample]) -> list[Sample]:
+    """The first ``SUGGESTION_IMAGES`` of a category's training samples (``data.select("train")``)."""
+    return list(samples)[:SUGGESTION_IMAGES]
+
+
+@dataclass(frozen=True)
+class Suggested:
+    """Outcome of ``suggest_category_tags``: the merged suggestions and which taggers gave them."""
+
+    suggestions: list[TagSuggestion]
+    taggers: str
+
+
+def suggest_category_tags(
+    ws: Workspace, category: str, samples: Sequence[Sample], device: torch.device | str, imagenet: bool = True,
+    classifier: torch.nn.Module | None = None, load_image: Callable[[Path], np.ndarray] = load_rgb,
+    on_taggers: Callable[[str], None] | None = None,
+) -> Suggested:
+    """Ask the available taggers (Tags page, ``tags`` command) about ``samples`` and store the merged
+    suggestions; the ImageNet tagger only when asked and there are images. ``on_taggers`` hears
+    which taggers answer before they run (they can be slow)."""
+    from pipeline.pseudolabels.adapters.factory import choose_taggers
+
+    taggers, why = choose_taggers(device, imagenet=imagenet and bool(samples), classifier=classifier)
+    if on_taggers is not None:
+        on_taggers(why)
+    return Suggested(suggest_tags(ws, category, [load_image(s.path) for s in samples], taggers), why)
 
 
 def stored_suggestions(ws: Workspace, category: str) -> list[TagSuggestion]:

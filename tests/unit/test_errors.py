@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import commands
+from pipeline.cli import doctor, jobs
 from pipeline.__main__ import main
 from pipeline.bug_reports import LOG_DIR_ENV
 from pipeline.data.images import ImageReadError
@@ -50,7 +50,7 @@ def _bug_file(err: str) -> Path:
 
 
 def test_a_user_error_is_one_error_line_and_exit_2(monkeypatch, capsys, user_logs) -> None:
-    monkeypatch.setattr(commands, "doctor_command", _raising(SettingsError("bad value\n  try another")))
+    monkeypatch.setattr(doctor, "doctor", _raising(SettingsError("bad value\n  try another")))
     assert main(["doctor"]) == 2
     assert capsys.readouterr().err == "error: bad value try another\n"
     assert not user_logs.exists()  # nothing to report
@@ -64,7 +64,7 @@ def test_a_real_bad_option_is_still_a_user_error(tmp_path, capsys) -> None:
 @pytest.mark.parametrize("error", [ValueError("cannot reshape array of size 0 into shape (0,newaxis)"),
                                    RuntimeError("boom"), KeyError("missing")])
 def test_a_bug_is_one_line_naming_a_saved_traceback_and_exit_1(monkeypatch, capsys, user_logs, error) -> None:
-    monkeypatch.setattr(commands, "doctor_command", _raising(error))
+    monkeypatch.setattr(doctor, "doctor", _raising(error))
     assert main(["doctor"]) == 1
     err = capsys.readouterr().err
     path = _bug_file(err)
@@ -78,7 +78,7 @@ def test_a_bug_is_one_line_naming_a_saved_traceback_and_exit_1(monkeypatch, caps
 
 def test_a_bug_in_a_workspace_command_lands_in_its_logs_folder(monkeypatch, capsys, tmp_path, user_logs) -> None:
     ws = Workspace.create(tmp_path / "ws")
-    monkeypatch.setattr(commands, "jobs_list_command", _raising(ValueError("cannot reshape")))
+    monkeypatch.setattr(jobs, "list_jobs", _raising(ValueError("cannot reshape")))
     assert main(["jobs", "list", "--workspace", str(ws.path)]) == 1
     path = _bug_file(capsys.readouterr().err)
     assert path.parent == ws.path / "logs" and "cannot reshape" in path.read_text()
@@ -86,7 +86,7 @@ def test_a_bug_in_a_workspace_command_lands_in_its_logs_folder(monkeypatch, caps
 
 
 def test_a_workspace_that_does_not_exist_gets_no_logs_folder(monkeypatch, capsys, tmp_path, user_logs) -> None:
-    monkeypatch.setattr(commands, "jobs_list_command", _raising(RuntimeError("boom")))
+    monkeypatch.setattr(jobs, "list_jobs", _raising(RuntimeError("boom")))
     assert main(["jobs", "list", "--workspace", str(tmp_path / "none")]) == 1
     assert _bug_file(capsys.readouterr().err).parent == user_logs
     assert not (tmp_path / "none").exists()
@@ -96,7 +96,7 @@ def test_a_traceback_that_cannot_be_saved_is_printed(monkeypatch, capsys, tmp_pa
     blocker = tmp_path / "a-file"
     blocker.write_text("")
     monkeypatch.setenv(LOG_DIR_ENV, str(blocker / "logs"))  # a folder inside a file: never writable
-    monkeypatch.setattr(commands, "doctor_command", _raising(ValueError("cannot reshape")))
+    monkeypatch.setattr(doctor, "doctor", _raising(ValueError("cannot reshape")))
     assert main(["doctor"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("bug: ValueError: cannot reshape — this is a bug in the workbench")
@@ -104,7 +104,7 @@ def test_a_traceback_that_cannot_be_saved_is_printed(monkeypatch, capsys, tmp_pa
 
 
 def test_ctrl_c_exits_130(monkeypatch, capsys, user_logs) -> None:
-    monkeypatch.setattr(commands, "doctor_command", _raising(KeyboardInterrupt()))
+    monkeypatch.setattr(doctor, "doctor", _raising(KeyboardInterrupt()))
     assert main(["doctor"]) == 130
     assert capsys.readouterr().err == "error: interrupted\n"
     assert not user_logs.exists()

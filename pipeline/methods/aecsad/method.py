@@ -130,7 +130,7 @@ def fit(ctx: FitContext, attention: bool) -> dict[str, str]:
     settings = LgstSettings.for_profile(ctx.profile, attention=attention, seed=ctx.seed, backbone=backbone,
                                         **ctx.changed("lgst"))
     fusion = FusionSettings.for_profile(ctx.profile, **ctx.changed("fusion"))
-    label_maps = {} if surface else _reliable_label_maps(ctx)  # LSA moves parts: none on a surface
+    label_maps = {} if surface else reliable_label_maps(ctx)  # LSA moves parts: none on a surface
     data = load_lgst_data(ctx.data.select("train", "good"), settings.image_size, label_maps)
     trained = train_lgst(data, settings, ctx.out_dir, ctx.device, progress=ctx.progress, report=ctx.report)
     validation = [load_rgb(s.path) for s in ctx.data.select("validation", "good")]
@@ -197,7 +197,7 @@ def _in_subfolder(ctx: FitContext) -> FitContext:
     return replace(ctx, out_dir=ctx.out_dir / RETRIEVAL)
 
 
-def _reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
+def reliable_label_maps(ctx: FitContext) -> dict[str, np.ndarray]:
     """Pseudo-label maps of the reliable (``D_L``) images by sample key: the parts LSA may move."""
     if ctx.workspace is None:
         return {}

@@ -19,7 +19,7 @@ from pipeline.data.synth import SynthSettings, generate
 from pipeline.methods.segmentation.checkpoint import load_checkpoint
 from pipeline.pseudolabels.run import run_pseudo_labels
 from pipeline.pseudolabels.settings import PseudoLabelSettings
-from pipeline.segmentation_commands import FOLDER
+from pipeline.methods.segmentation.standalone import FOLDER
 from pipeline.workspace import Workspace
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

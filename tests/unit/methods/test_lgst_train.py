@@ -15,8 +15,8 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_rgb
 from pipeline.data.registered import register_category
 from pipeline.data.synth import SynthSettings, generate
-from pipeline.lgst_commands import StepLog, format_step, lgst_inputs
 from pipeline.methods import get_method
+from pipeline.methods.lgst_training import StepLog, format_step, lgst_inputs
 from pipeline.methods.aecsad import method as aecsad
 from pipeline.methods.lgst import train as lgst_train
 from pipeline.methods.lgst.checkpoint import build_lgst, load_lgst_checkpoint

@@ -22,7 +22,7 @@ import torch
 
 from pipeline.methods.segmentation.checkpoint import build_network, load_checkpoint
 from pipeline.methods.segmentation.train import CHECKPOINT, HISTORY, holdout_miou, train_segmentation
-from pipeline.segmentation_commands import FOLDER
+from pipeline.methods.segmentation.standalone import FOLDER
 from pipeline.workspace import Workspace
 from tests.unit.methods.test_cli_train_seg import CATEGORY, workspace  # noqa: F401 (fixture)
 from tests.unit.methods.test_seg_train import CPU, TINY, data  # noqa: F401 (fixture)

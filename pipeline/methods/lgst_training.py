@@ -1,29 +1,36 @@
-"""``train-lgst``: train the LGST students (local + global) of a category on their own.
+"""Training a category's LGST students (local + global) on their own (``train-lgst``), outside a fit.
 
 The students land in the method folder (``<workspace>/categories/<category>/<method>/``) with the
 settings ``fit --method aecsad|csad`` builds, so a later fit with the same profile, seed and
-backbone reuses them instead of training again (``--steps`` makes them other settings).
+backbone reuses them instead of training again (other ``steps`` make them other settings).
 
 Also runs as one rank of a distributed run: ``torchrun --nproc_per_node N -m pipeline train-lgst ...``
-(DDP over N GPUs with NCCL, or N CPU processes with gloo); rank 0 alone prints and writes.
+(DDP over N GPUs with NCCL, or N CPU processes with gloo); rank 0 alone reports and writes.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
+import torch
+
+from pipeline.data.registered import load_workspace_category
+from pipeline.device import resolve_device
+from pipeline.distributed import describe_processes, main_rank_only, setup_distributed, teardown
 from pipeline.errors import SettingsError
-from pipeline.progress import TqdmProgress
+from pipeline.methods import get_method, lgst_method_names
+from pipeline.methods.aecsad.method import reliable_label_maps
+from pipeline.methods.base import FitContext
+from pipeline.methods.lgst.data import LgstData, load_lgst_data
+from pipeline.methods.lgst.settings import LgstSettings
+from pipeline.methods.lgst.train import LgstTrainingResult, log_every, train_lgst
+from pipeline.methods.segmentation.data import NoPseudoLabelsError
+from pipeline.models.backbones import choose_backbone
+from pipeline.progress import TqdmProgress, no_progress
+from pipeline.pseudolabels import store
 from pipeline.workspace import Workspace
-
-if TYPE_CHECKING:  # torch is imported on use: the CLI starts fast for the other commands
-    from pipeline.methods.lgst.data import LgstData
-    from pipeline.methods.lgst.settings import LgstSettings
-
-METHODS = {"aecsad": True, "csad": False}
-"""Methods with an LGST branch, and whether their global student uses self-attention."""
 
 LOSS_PARTS = ("loss_local", "loss_global", "loss_fusion")
 LINES_PER_RUN = 10
@@ -53,29 +60,18 @@ def lgst_inputs(
 ) -> LgstInputs:
     """The data, settings and folder ``fit --method <method>`` would use (the same calls, so a
     checkpoint trained here passes its settings-and-data check); ``steps`` overrides the profile's."""
-    from dataclasses import replace
-
-    import torch
-
-    from pipeline.data.registered import load_workspace_category
-    from pipeline.methods.aecsad.method import _reliable_label_maps
-    from pipeline.methods.base import FitContext
-    from pipeline.methods.lgst.data import load_lgst_data
-    from pipeline.methods.lgst.settings import LgstSettings
-    from pipeline.models.backbones import choose_backbone
-
-    if method not in METHODS:
-        raise SettingsError(f"method {method!r} has no LGST students; choose one of: {', '.join(METHODS)}")
+    if method not in lgst_method_names():
+        raise SettingsError(f"method {method!r} has no LGST students; choose one of: {', '.join(lgst_method_names())}")
     if steps is not None and steps < 1:
         raise SettingsError(f"--steps must be at least 1, got {steps}")
     data = load_workspace_category(ws, category)  # a clear error for an unknown category
     _require_pseudo_labels(ws, category)
-    settings = LgstSettings.for_profile(profile, attention=METHODS[method], seed=seed,
+    settings = LgstSettings.for_profile(profile, attention=get_method(method).attention, seed=seed,
                                         backbone=choose_backbone(backbone, profile))
     out_dir = ws.method_dir(category, method)
     ctx = FitContext(data=data, out_dir=out_dir, profile=profile, device=torch.device("cpu"), seed=seed,
                      backbone=backbone, workspace=ws, category=category)  # only its workspace and category are read
-    images = load_lgst_data(data.select("train", "good"), settings.image_size, _reliable_label_maps(ctx))
+    images = load_lgst_data(data.select("train", "good"), settings.image_size, reliable_label_maps(ctx))
     run_settings = replace(settings, steps=steps) if steps else settings
     return LgstInputs(images, run_settings, out_dir, settings.steps)
 
@@ -83,9 +79,6 @@ def lgst_inputs(
 def _require_pseudo_labels(ws: Workspace, category: str) -> None:
     """Refuse a category without pseudo-labels: ``fit`` would make them first, and its LGST data
     (with their label maps) would then differ from ours and it would train the students again."""
-    from pipeline.methods.segmentation.data import NoPseudoLabelsError
-    from pipeline.pseudolabels import store
-
     if not store.load_state(ws, category).label_maps:
         raise NoPseudoLabelsError(
             f"category {category!r} has no pseudo-labels yet; run `python -m pipeline pseudo-labels "
@@ -94,26 +87,19 @@ def _require_pseudo_labels(ws: Workspace, category: str) -> None:
         )
 
 
-def train_lgst_command(
-    workspace: Path, category: str, method: str, profile: str, device: str, seed: int, steps: int | None,
-    backbone: str, restart: bool,
-) -> int:
-    """Train (or resume) the category's LGST students; one process, or one rank under torchrun."""
-    from pipeline.device import resolve_device
-    from pipeline.distributed import setup_distributed, teardown
-    from pipeline.methods.lgst.train import log_every, train_lgst
-    from pipeline.progress import no_progress
-    from pipeline.segmentation_commands import _describe_processes, _silent
-
-    ws = Workspace.open(workspace)
-    inputs = lgst_inputs(ws, category, method, profile, seed, backbone, steps)
+def train_standalone(
+    inputs: LgstInputs, method: str, profile: str, device: str, restart: bool = False,
+    say: Callable[[str], None] = print,
+) -> LgstTrainingResult:
+    """Train (or resume, unless ``restart``) the students of ``inputs`` in one process or as one
+    torchrun rank; ``say`` hears what is trained, the losses every ~10% and whether fit reuses them."""
     settings = inputs.settings
     dist, torch_device = setup_distributed(resolve_device(device))  # one process unless torchrun started us
-    say = print if dist.is_main else _silent
+    say = main_rank_only(say, dist)
     try:
-        say(f"device: {_describe_processes(torch_device, dist)}; {_describe_run(inputs, method)}")
+        say(f"device: {describe_processes(torch_device, dist)}; {_describe_run(inputs, method)}")
         progress = TqdmProgress() if dist.is_main else None
-        log = StepLog(settings.steps, log_every(settings), progress.write if progress else _silent)
+        log = StepLog(settings.steps, log_every(settings), progress.write if progress else say)
         try:
             result = train_lgst(inputs.data, settings, inputs.out_dir, torch_device, resume=not restart,
                                 progress=progress or no_progress, report=log, dist_ctx=dist)
@@ -127,7 +113,7 @@ def train_lgst_command(
     say(_trained_line(result.steps, result.seconds, settings))
     say(f"checkpoint: {result.checkpoint}")
     say(_reuse_note(inputs, method, profile))
-    return 0
+    return result
 
 
 def _describe_run(inputs: LgstInputs, method: str) -> str:

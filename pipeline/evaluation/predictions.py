@@ -1,0 +1,82 @@
+"""Score image files with a detector and write what ``predict`` leaves behind: a heat-map PNG per
+image and one ``scores.jsonl`` row each (from a workspace model or a model bundle alike)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Callable
+
+from tqdm import tqdm
+
+from pipeline.data.images import ImageReadError, load_rgb
+from pipeline.evaluation.verdict import VerdictScale
+from pipeline.metrics.colour_scale import threshold_level
+from pipeline.metrics.heatmap import above_level_outline, overlay
+from pipeline.workspace.files import atomic_save_png, atomic_write_text
+
+
+def heatmap_names(images: list[Path]) -> dict[Path, str]:
+    """A distinct file name per image: the stem, prefixed by as many parent folders as needed.
+
+    ``test/good/000.png`` and ``test/structural_anomalies/000.png`` become ``good_000_heatmap.png``
+    and ``structural_anomalies_000_heatmap.png`` instead of overwriting each other.
+    """
+    unique = list(dict.fromkeys(images))
+    for depth in range(1, max((len(p.parts) for p in unique), default=1) + 1):
+        stems = {p: "_".join(p.with_suffix("").parts[-depth:]) for p in unique}
+        if len(set(stems.values())) == len(unique) or depth == len(unique[0].parts):
+            break
+    if len(set(stems.values())) < len(unique):  # same stem even with every folder: number them
+        stems = {p: f"{i:04d}_{p.stem}" for i, p in enumerate(unique)}
+    return {p: f"{stem.lstrip('_/')}_heatmap.png" for p, stem in stems.items()}
+
+
+def _ignore(_text: str) -> None:
+    """Default sink of ``write_predictions``' lines."""
+
+
+def write_predictions(detector, images: list[Path], out: Path, scale: VerdictScale, display: tuple[float, float],
+                      extra: dict | None = None, on_row: Callable[[str], None] = _ignore,
+                      on_skip: Callable[[ImageReadError], None] = _ignore) -> int:
+    """Score ``images`` one by one: a heat-map PNG each and one ``scores.jsonl`` row each (score,
+    threshold, verdict, its margin in good-score spreads and whether it is borderline, branch
+    scores, explanations, plus ``extra``). Each row's JSON goes to ``on_row`` as it is written (the
+    CLI prints it), each unreadable image's error to ``on_skip``; returns how many were skipped."""
+    low, high = display
+    lines, failures = [], 0
+    names = heatmap_names(images)
+    for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
+        try:
+            rgb = load_rgb(path)
+        except ImageReadError as err:
+            on_skip(err)
+            failures += 1
+            continue
+        pred = detector.predict([rgb])[0]
+        heat_path = out / names[path]
+        picture = overlay(rgb, pred.anomaly_map, low, high, 0.5)
+        atomic_save_png(heat_path, above_level_outline(picture, pred.anomaly_map, threshold_level(low, high)))
+        lines.append(json.dumps(_row(path, pred, heat_path, scale, extra)))
+        on_row(lines[-1])
+    atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))
+    return failures
+
+
+def _row(path: Path, pred, heat_path: Path, scale: VerdictScale, extra: dict | None) -> dict:
+    """One ``scores.jsonl`` row."""
+    threshold = scale.threshold
+    row = {
+        "image": str(path), "score": pred.score, "threshold": threshold,
+        "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
+        "heatmap": str(heat_path), **(extra or {}),
+    }
+    verdict = scale.judge(pred.score)
+    if verdict is not None:
+        row.update(verdict.to_dict())
+    if pred.branch_scores:  # e.g. the histogram method's global and grid distances
+        row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
+    if pred.explanations:
+        row["explanations"] = list(pred.explanations)
+    return row
