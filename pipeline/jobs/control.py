@@ -255,19 +255,3 @@ def _signal(pid: int, sig: int) -> None:
     except (ProcessLookupError, PermissionError):
         pass
 
-
-__all__ = [
-    "CANCEL_GRACE_S",
-    "FIT_KIND",
-    "IMPORTS_ENV",
-    "FitParams",
-    "cancel_job",
-    "current_job",
-    "job_dir",
-    "job_log",
-    "launch_fit_job",
-    "list_jobs",
-    "resume_job",
-    "running_job",
-    "worker_command",
-]

@@ -133,6 +133,25 @@ class BundleExport:
     detector: Callable[["BundleReader"], Detector]
 
 
+class ExportModule(Protocol):
+    """A method's export module (``<method>/export.py``): the two halves of ``BundleExport``."""
+
+    def bundle_parts(self, detector: Detector, seg_settings: Any = None,
+                     class_names: "dict[int, str] | None" = None) -> "tuple[dict, dict[str, torch.Tensor]]": ...
+
+    def bundle_detector(self, reader: "BundleReader") -> Detector: ...
+
+
+def deferred_bundle(export_module: Callable[[], ExportModule]) -> BundleExport:
+    """A ``BundleExport`` whose functions import the method's export module on first call:
+    ``export_module`` returns it (a function-level import), so the registry stays without torch."""
+    return BundleExport(
+        parts=lambda detector, seg_settings=None, class_names=None: export_module().bundle_parts(
+            detector, seg_settings, class_names),
+        detector=lambda reader: export_module().bundle_detector(reader),
+    )
+
+
 class BenchRun(Protocol):
     """What a method's bench stages get from the benchmark (``pipeline.deploy.bench``).
 

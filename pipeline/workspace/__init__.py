@@ -2,23 +2,11 @@
 
 from pipeline.workspace.errors import WorkspaceError
 from pipeline.workspace.files import (
-    atomic_save_npy,
-    atomic_save_png,
-    atomic_save_safetensors,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    load_safetensors,
+    atomic_save_npy, atomic_save_png, atomic_save_safetensors, atomic_write_bytes, atomic_write_json,
+    atomic_write_text, load_safetensors,
 )
 from pipeline.workspace.jobs import FINAL_STATUSES, JOB_STATUSES, JobRecord, pid_alive
-from pipeline.workspace.records import (
-    IMAGE_LABELS,
-    LAYOUTS,
-    TAG_STATUSES,
-    CategoryRecord,
-    ModelRecord,
-    ScoreRow,
-)
+from pipeline.workspace.records import IMAGE_LABELS, LAYOUTS, TAG_STATUSES, CategoryRecord, ModelRecord, ScoreRow
 from pipeline.workspace.schema import SCHEMA_VERSION
 from pipeline.workspace.store import DB_NAME, Workspace
 

@@ -21,27 +21,11 @@ from typing import Any
 
 import pipeline.workspace.jobs as jobdb
 from pipeline.workspace.db import (
-    check_choice,
-    check_name,
-    check_number,
-    connect,
-    dumps,
-    ensure_wal,
-    loads,
-    now_iso,
-    reading,
-    writing,
+    check_choice, check_name, check_number, connect, dumps, ensure_wal, loads, now_iso, reading, writing,
 )
 from pipeline.workspace.errors import WorkspaceError
 from pipeline.workspace.jobs import JobRecord
-from pipeline.workspace.records import (
-    IMAGE_LABELS,
-    LAYOUTS,
-    TAG_STATUSES,
-    CategoryRecord,
-    ModelRecord,
-    ScoreRow,
-)
+from pipeline.workspace.records import IMAGE_LABELS, LAYOUTS, TAG_STATUSES, CategoryRecord, ModelRecord, ScoreRow
 from pipeline.workspace.schema import migrate, user_version
 
 DB_NAME = "workspace.sqlite"

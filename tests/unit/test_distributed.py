@@ -7,8 +7,10 @@ two-process test, so the test and what it checks stay side by side.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +38,28 @@ def torchrun(nproc: int, *args: object, timeout: float = 180) -> subprocess.Comp
                *[str(a) for a in args]]
     return subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
 
+
+
+def state_digest(state: dict[str, torch.Tensor]) -> str:
+    """sha256 over a state dict's names and values: equal digests, bit-identical weights."""
+    digest = hashlib.sha256()
+    for name in sorted(state):
+        digest.update(name.encode() + state[name].detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def run_two_ranks(worker: Path, inputs: object, folder: Path, kill_after: int | None = None) -> tuple[int, list[dict]]:
+    """Run ``worker`` (a test file that is also a torchrun script) in two gloo processes on the pickled
+    ``inputs`` into ``folder``; returns torchrun's exit code and each rank's ``rank*.json`` report."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "inputs.pkl").write_bytes(pickle.dumps(inputs))
+    for old in folder.glob("rank*.json"):
+        old.unlink()
+    done = torchrun(2, worker, folder / "inputs.pkl", folder, *([kill_after] if kill_after else []))
+    if kill_after is None:
+        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    reports = [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
+    return done.returncode, reports
 
 def test_without_torchrun_everything_is_a_single_process_no_op(monkeypatch):
     for name in ENV_VARS:

@@ -7,17 +7,15 @@ imports the heavy module it needs when called. The two methods differ only in th
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.methods.base import BenchRun, BenchStages, BranchMap, BundleExport, Detector, FitContext, MethodSpec
+from pipeline.methods.base import BenchRun, BenchStages, BranchMap, Detector, MethodSpec, deferred_bundle
 from pipeline.methods.histogram.branches import HISTOGRAM_MAP, SEGMENTATION_MAP
 from pipeline.methods.instant.spec import RETRIEVAL_MAP
 
 if TYPE_CHECKING:
-    import torch
+    pass
 
-    from pipeline.methods.bundle_parts import BundleReader
 
 LGST_MAPS = (
     BranchMap("local", "Local student", "local student vs teacher: small structural defects (scratches, dents); "
@@ -33,71 +31,50 @@ BRANCH_MAPS = (*LGST_MAPS, SEGMENTATION_MAP, RETRIEVAL_MAP, HISTOGRAM_MAP)
 TRAINS = ("segmentation", "lgst", "fusion", "retrieval")
 
 
-def _fit(ctx: FitContext, attention: bool) -> dict[str, str]:
+def _method():
     from pipeline.methods.aecsad import method
 
-    return method.fit(ctx, attention=attention)
+    return method
 
 
-def _load(folder: Path, device: "torch.device") -> Detector:
-    from pipeline.methods.aecsad import method
-
-    return method.load(folder, device)
-
-
-def _bundle_parts(detector: Detector, seg_settings=None, class_names: dict[int, str] | None = None):
+def _export():
     from pipeline.methods.aecsad import export
 
-    return export.bundle_parts(detector, seg_settings, class_names)
+    return export
 
 
-def _bundle_detector(reader: "BundleReader") -> Detector:
-    from pipeline.methods.aecsad import export
+def _bench(method: str, attention: bool) -> BenchStages:
+    def measure(run: BenchRun, shared: dict) -> tuple[dict, Detector]:
+        from pipeline.methods.aecsad import bench
 
-    return export.bundle_detector(reader)
+        return bench.lgst_bench(run, method, attention, shared)
 
-
-def _bench(run: BenchRun, shared: dict, method: str, attention: bool) -> tuple[dict, Detector]:
-    from pipeline.methods.aecsad import bench
-
-    return bench.lgst_bench(run, method, attention, shared)
+    return BenchStages(measure=measure, headline=attention)  # the thesis method heads the report
 
 
-BUNDLE = BundleExport(parts=_bundle_parts, detector=_bundle_detector)
+def _lgst_method(name: str, title: str, summary: str, attention: bool) -> MethodSpec:
+    """AeCSAD (``attention``) or CSAD: the same chain, abilities and maps; only the global student differs."""
+    return MethodSpec(
+        name=name, title=title, summary=summary,
+        fit=lambda ctx: _method().fit(ctx, attention=attention),
+        load=lambda folder, device: _method().load(folder, device),
+        trains=TRAINS, segments=True, attention=attention, branch_maps=BRANCH_MAPS,
+        bundle=deferred_bundle(_export), onnx=True, bench=_bench(name, attention),
+    )
 
-AECSAD = MethodSpec(
-    name="aecsad",
-    title="AeCSAD (attention local–global student–teacher + histograms)",
-    summary=(
-        "The thesis method: a local student for scratches and dents, a global student with "
-        "self-attention for parts in the wrong place or combination, and part-count histograms from "
-        "the segmentation network, plus patch retrieval for small defects, fused into one score. "
-        "Trains for minutes on CPU (quick profile)."
-    ),
-    fit=lambda ctx: _fit(ctx, attention=True),
-    load=_load,
-    trains=TRAINS,
-    segments=True,
+
+AECSAD = _lgst_method(
+    "aecsad", "AeCSAD (attention local–global student–teacher + histograms)",
+    "The thesis method: a local student for scratches and dents, a global student with "
+    "self-attention for parts in the wrong place or combination, and part-count histograms from "
+    "the segmentation network, plus patch retrieval for small defects, fused into one score. "
+    "Trains for minutes on CPU (quick profile).",
     attention=True,
-    branch_maps=BRANCH_MAPS,
-    bundle=BUNDLE,
-    onnx=True,
-    bench=BenchStages(measure=lambda run, shared: _bench(run, shared, "aecsad", attention=True), headline=True),
 )
 
-CSAD = MethodSpec(
-    name="csad",
-    title="CSAD baseline (plain CNN global student + histograms)",
-    summary=(
-        "The same chain as AeCSAD with the published CSAD global student (a CNN autoencoder squeezed "
-        "to 1×1, no attention), for side-by-side comparison."
-    ),
-    fit=lambda ctx: _fit(ctx, attention=False),
-    load=_load,
-    trains=TRAINS,
-    segments=True,
-    branch_maps=BRANCH_MAPS,
-    bundle=BUNDLE,
-    onnx=True,
-    bench=BenchStages(measure=lambda run, shared: _bench(run, shared, "csad", attention=False)),
+CSAD = _lgst_method(
+    "csad", "CSAD baseline (plain CNN global student + histograms)",
+    "The same chain as AeCSAD with the published CSAD global student (a CNN autoencoder squeezed "
+    "to 1×1, no attention), for side-by-side comparison.",
+    attention=False,
 )

@@ -10,16 +10,10 @@ import torch
 
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.methods.base import FitContext
-from pipeline.models.backbones import choose_backbone
 from pipeline.methods.instant.model import (
-    InstantDetector,
-    InstantSettings,
-    add_anomaly_keys,
-    build_embedder,
-    fit_instant,
-    load_instant,
-    save_instant,
+    InstantDetector, InstantSettings, add_anomaly_keys, build_embedder, fit_instant, load_instant, save_instant,
 )
+from pipeline.models.backbones import choose_backbone
 
 
 def _labelled_bad_inputs(ctx: FitContext) -> tuple[list[np.ndarray], list[np.ndarray | None], list[str]]:

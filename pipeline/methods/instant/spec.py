@@ -6,15 +6,7 @@ imports the heavy module it needs when called.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pipeline.methods.base import BenchRun, BenchStages, BranchMap, BundleExport, Detector, FitContext, MethodSpec
-
-if TYPE_CHECKING:
-    import torch
-
-    from pipeline.methods.bundle_parts import BundleReader
+from pipeline.methods.base import BenchRun, BenchStages, BranchMap, Detector, MethodSpec, deferred_bundle
 
 RETRIEVAL_MAP = BranchMap(
     "retrieval", "Patch retrieval",
@@ -24,28 +16,16 @@ RETRIEVAL_MAP = BranchMap(
 """The instant detector's distance map where another method carries it as a branch."""
 
 
-def _fit(ctx: FitContext) -> dict[str, str]:
+def _method():
     from pipeline.methods.instant import method
 
-    return method.fit(ctx)
+    return method
 
 
-def _load(folder: Path, device: "torch.device") -> Detector:
-    from pipeline.methods.instant import method
-
-    return method.load(folder, device)
-
-
-def _bundle_parts(detector: Detector, seg_settings=None, class_names: dict[int, str] | None = None):
+def _export():
     from pipeline.methods.instant import export
 
-    return export.bundle_parts(detector, seg_settings, class_names)
-
-
-def _bundle_detector(reader: "BundleReader") -> Detector:
-    from pipeline.methods.instant import export
-
-    return export.bundle_detector(reader)
+    return export
 
 
 def _bench(run: BenchRun, shared: dict) -> tuple[dict, Detector]:
@@ -61,9 +41,9 @@ INSTANT = MethodSpec(
         "Nearest-neighbour distance of each image patch to a memory bank of good patches; "
         "no training, heat maps in seconds. Marked bad images become anomaly keys."
     ),
-    fit=_fit,
-    load=_load,
+    fit=lambda ctx: _method().fit(ctx),
+    load=lambda folder, device: _method().load(folder, device),
     trains=("retrieval",),
-    bundle=BundleExport(parts=_bundle_parts, detector=_bundle_detector),
+    bundle=deferred_bundle(_export),
     bench=BenchStages(measure=_bench),
 )

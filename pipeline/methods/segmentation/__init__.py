@@ -12,26 +12,12 @@
 
 from pipeline.methods.segmentation.augment import AugmentSettings, augment_pair
 from pipeline.methods.segmentation.losses import (
-    SegLossWeights,
-    class_weights,
-    cross_entropy_loss,
-    dice_loss,
-    entropy_loss,
-    focal_loss,
-    histogram_loss,
-    label_histogram,
-    soft_histogram,
-    total_loss,
-    unsupervised_active,
+    SegLossWeights, class_weights, cross_entropy_loss, dice_loss, entropy_loss, focal_loss, histogram_loss,
+    label_histogram, soft_histogram, total_loss, unsupervised_active,
 )
 from pipeline.methods.segmentation.lsa import LsaSettings, logical_synthetic_anomaly
 from pipeline.methods.segmentation.settings import DEFAULT_STAGES, SegmentationSettings
-from pipeline.methods.segmentation.torch_model import (
-    SegmentationNet,
-    labels_to_tensor,
-    predict_labels,
-    resize_labels,
-)
+from pipeline.methods.segmentation.torch_model import SegmentationNet, labels_to_tensor, predict_labels, resize_labels
 
 __all__ = [
     "DEFAULT_STAGES",

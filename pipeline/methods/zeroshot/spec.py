@@ -6,26 +6,14 @@ imports the heavy module it needs when called.
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING
-
-from pipeline.methods.base import Detector, FitContext, MethodSpec
+from pipeline.methods.base import MethodSpec
 from pipeline.methods.zeroshot.settings import METHOD
 
-if TYPE_CHECKING:
-    import torch
 
-
-def _fit(ctx: FitContext) -> dict[str, str]:
+def _method():
     from pipeline.methods.zeroshot import method
 
-    return method.fit(ctx)
-
-
-def _load(folder: Path, device: "torch.device") -> Detector:
-    from pipeline.methods.zeroshot import method
-
-    return method.load(folder, device)
+    return method
 
 
 ZEROSHOT = MethodSpec(
@@ -36,6 +24,6 @@ ZEROSHOT = MethodSpec(
         "(prompt ensembles); nothing is trained, good images only set the threshold. Needs local "
         "CLIP weights (python -m pipeline doctor says where to put them)."
     ),
-    fit=_fit,
-    load=_load,
+    fit=lambda ctx: _method().fit(ctx),
+    load=lambda folder, device: _method().load(folder, device),
 )

@@ -13,13 +13,7 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.methods.instant.depth_check import defect_check_images, separation
 from pipeline.methods.instant.model import (
-    InstantDetector,
-    InstantSettings,
-    add_anomaly_keys,
-    build_embedder,
-    fit_instant,
-    load_instant,
-    save_instant,
+    InstantDetector, InstantSettings, add_anomaly_keys, build_embedder, fit_instant, load_instant, save_instant,
 )
 from pipeline.metrics.auroc import image_auroc_by_kind
 

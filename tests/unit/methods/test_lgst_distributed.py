@@ -9,7 +9,6 @@ worker: one rank of ``train_lgst`` on pickled data, reporting to ``OUT/rank<r>.j
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pickle
@@ -26,19 +25,13 @@ from pipeline.models.preprocess import to_tensor_batch
 from pipeline.workspace import Workspace
 from tests.unit.methods.test_cli_train_seg import CATEGORY, workspace  # noqa: F401 (fixture)
 from tests.unit.methods.test_lgst_train import CPU, SIDE, TINY, data  # noqa: F401 (fixture)
-from tests.unit.test_distributed import torchrun
+from tests.unit.test_distributed import run_two_ranks, state_digest, torchrun
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 SETTINGS = dataclasses.replace(TINY, steps=40, batch_size=4)
 """A global batch of 4: 4 images a step in one process, 2 per rank in two."""
 
-
-def _digest(state: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(state):
-        digest.update(name.encode() + state[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
 
 
 def _probe(data) -> torch.Tensor:
@@ -55,16 +48,8 @@ def _late_loss(history) -> float:
 
 
 def _run_ranks(data, folder: Path, kill_after: int | None = None) -> tuple[int, list[dict]]:
-    """Train in two gloo processes into ``folder``; returns torchrun's exit code and each rank's report."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "inputs.pkl").write_bytes(pickle.dumps((data, SETTINGS)))
-    for old in folder.glob("rank*.json"):
-        old.unlink()
-    done = torchrun(2, Path(__file__), folder / "inputs.pkl", folder, *([kill_after] if kill_after else []))
-    if kill_after is None:
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    reports = [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
-    return done.returncode, reports
+    """Train ``SETTINGS`` in two gloo processes into ``folder``; torchrun's exit code and each rank's report."""
+    return run_two_ranks(Path(__file__), (data, SETTINGS), folder, kill_after)
 
 
 @pytest.fixture(scope="module")
@@ -98,7 +83,7 @@ def test_rank_0s_checkpoint_loads_into_a_fresh_network(data, two_ranks):
     saved = load_lgst_checkpoint(folder / CHECKPOINT)
     assert saved.steps_done == 40 and list(saved.history) == reports[0]["history"]
     assert saved.settings == SETTINGS and saved.data_fingerprint == data.fingerprint()
-    assert _digest(saved.model) == reports[0]["students"]  # every rank returned the checkpointed weights
+    assert state_digest(saved.model) == reports[0]["students"]  # every rank returned the checkpointed weights
     fresh = build_lgst(saved, CPU)
     expected = np.load(folder / "rank1.npz")  # what the other rank's returned network computes
     for name, value in fresh.maps(_probe(data)).items():
@@ -152,7 +137,7 @@ def _worker(inputs: Path, out: Path, kill_after: int | None) -> None:
     maps = {name: value.numpy() for name, value in result.net.maps(_probe(data)).items()}
     np.savez(out / f"rank{ctx.rank}.npz", **maps)
     report_ = {"rank": ctx.rank, "history": list(result.history), "resumed_from": result.resumed_from,
-               "ran": ran, "students": _digest(result.net.student_state_dict())}
+               "ran": ran, "students": state_digest(result.net.student_state_dict())}
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(report_))
     teardown(ctx)
 

@@ -9,7 +9,6 @@ worker: one rank of ``train_segmentation`` on pickled data, reporting to ``OUT/r
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import os
 import pickle
@@ -26,7 +25,7 @@ from pipeline.methods.segmentation.standalone import FOLDER
 from pipeline.workspace import Workspace
 from tests.unit.methods.test_cli_train_seg import CATEGORY, workspace  # noqa: F401 (fixture)
 from tests.unit.methods.test_seg_train import CPU, TINY, data  # noqa: F401 (fixture)
-from tests.unit.test_distributed import torchrun
+from tests.unit.test_distributed import run_two_ranks, state_digest, torchrun
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,24 +37,10 @@ def _supervised(record: dict) -> float:
     return record["ce"] + record["dice"] + record["focal"]
 
 
-def _digest(head: dict[str, torch.Tensor]) -> str:
-    digest = hashlib.sha256()
-    for name in sorted(head):
-        digest.update(name.encode() + head[name].detach().cpu().contiguous().numpy().tobytes())
-    return digest.hexdigest()
-
 
 def _run_ranks(data, folder: Path, kill_after: int | None = None) -> tuple[int, list[dict]]:
-    """Train in two gloo processes into ``folder``; returns torchrun's exit code and each rank's report."""
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "inputs.pkl").write_bytes(pickle.dumps((data, SETTINGS)))
-    for old in folder.glob("rank*.json"):
-        old.unlink()
-    done = torchrun(2, Path(__file__), folder / "inputs.pkl", folder, *([kill_after] if kill_after else []))
-    if kill_after is None:
-        assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
-    reports = [json.loads(p.read_text()) for p in sorted(folder.glob("rank*.json"))]
-    return done.returncode, reports
+    """Train ``SETTINGS`` in two gloo processes into ``folder``; torchrun's exit code and each rank's report."""
+    return run_two_ranks(Path(__file__), (data, SETTINGS), folder, kill_after)
 
 
 @pytest.fixture(scope="module")
@@ -89,7 +74,7 @@ def test_rank_0s_checkpoint_loads_into_a_fresh_network(data, two_ranks):
     folder, reports = two_ranks
     saved = load_checkpoint(folder / CHECKPOINT)
     assert saved.epochs_done == 8 and list(saved.history) == reports[0]["history"]
-    assert _digest(saved.head) == reports[0]["head"]  # every rank returned the checkpointed weights
+    assert state_digest(saved.head) == reports[0]["head"]  # every rank returned the checkpointed weights
     assert json.loads((folder / HISTORY).read_text())["history"] == reports[0]["history"]
     fresh = build_network(saved, CPU)
     assert holdout_miou(fresh, data, SETTINGS.image_size) == pytest.approx(saved.history[-1]["miou"], abs=1e-9)
@@ -140,7 +125,7 @@ def _worker(inputs: Path, out: Path, kill_after: int | None) -> None:
 
     result = train_segmentation(data, settings, out, device, dist=ctx, on_epoch=on_epoch)
     report = {"rank": ctx.rank, "history": list(result.history), "resumed_from": result.resumed_from,
-              "ran": ran, "head": _digest(result.net.head_state_dict())}
+              "ran": ran, "head": state_digest(result.net.head_state_dict())}
     (out / f"rank{ctx.rank}.json").write_text(json.dumps(report))
     teardown(ctx)
 

@@ -6,17 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from pipeline.methods.segmentation.losses import (
-    SegLossWeights,
-    class_weights,
-    cross_entropy_loss,
-    dice_loss,
-    entropy_loss,
-    focal_loss,
-    histogram_loss,
-    label_histogram,
-    soft_histogram,
-    total_loss,
-    unsupervised_active,
+    SegLossWeights, class_weights, cross_entropy_loss, dice_loss, entropy_loss, focal_loss, histogram_loss,
+    label_histogram, soft_histogram, total_loss, unsupervised_active,
 )
 
 

@@ -13,13 +13,8 @@ from PIL import Image
 
 from pipeline.workspace import files
 from pipeline.workspace.files import (
-    atomic_save_npy,
-    atomic_save_png,
-    atomic_save_safetensors,
-    atomic_write_bytes,
-    atomic_write_json,
-    atomic_write_text,
-    load_safetensors,
+    atomic_save_npy, atomic_save_png, atomic_save_safetensors, atomic_write_bytes, atomic_write_json,
+    atomic_write_text, load_safetensors,
 )
 
 
