@@ -9,6 +9,7 @@ import streamlit as st
 
 from app import loaders
 from app.state import current_workspace, require_category, set_workspace_path, workspace_path
+from app.uploads import upload_section
 from pipeline.data.import_plan import LAYOUT_NAMES
 from pipeline.data.importer import IMPORT_LAYOUTS, import_into_workspace, plan_imports
 from pipeline.data.samples import DataError
@@ -64,6 +65,7 @@ def _import_section(ws: Workspace) -> None:
         if st.form_submit_button("Check folder"):
             _plan(folder.strip(), layout, name.strip() or None)
     _pending_import(ws)
+    upload_section(ws)
 
 
 def _layout_label(layout: str) -> str:

@@ -64,7 +64,7 @@ def test_form_creates_and_opens_a_workspace(app, tmp_path):
     assert Workspace.open(target, create=False).categories() == []
     assert [c.value for c in at.sidebar.caption] == [f"Workspace: `{target}`"]
     assert "No data yet" in at.info[-1].value
-    assert {b.key for b in at.button} == {OPEN_BUTTON, "demo_button", CHECK_BUTTON}
+    assert {b.key for b in at.button} == {OPEN_BUTTON, "demo_button", CHECK_BUTTON, "FormSubmitter:upload_data-Check upload"}
 
 
 def test_form_refuses_a_missing_folder_when_not_creating(app, tmp_path):
