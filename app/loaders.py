@@ -12,10 +12,12 @@ from pipeline.data.discover import load_category
 from pipeline.data.images import load_mask, load_rgb
 from pipeline.data.samples import CategoryData
 from pipeline.device import describe_device
+from pipeline.evaluation.check import PhotoCheck, check_bytes
+from pipeline.evaluation.verdict import VerdictScale
 from pipeline.methods.base import Detector, Prediction
 from pipeline.methods.runner import load_detector
-from pipeline.metrics.colour_scale import threshold_level
-from pipeline.metrics.heatmap import above_level_outline, draw_outline, overlay
+from pipeline.metrics.colour_scale import heat_overlay
+from pipeline.metrics.heatmap import draw_outline
 from pipeline.models.backbones import build_classifier
 from pipeline.pseudolabels import edits, render
 from pipeline.pseudolabels import store as pl_store
@@ -117,8 +119,7 @@ def _map_picture(workspace: str, category: str, method: str, created_at: str, pa
     if branch == "segmentation":
         return label_overlay(base, values, n_classes, opacity)
     low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
-    picture = overlay(base, values, low, high, opacity)
-    return above_level_outline(picture, values, threshold_level(low, high)) if above else picture
+    return heat_overlay(base, values, low, high, opacity, above)
 
 
 def map_picture(ws: Workspace, category: str, method: str, path: Path, branch: str,
@@ -135,6 +136,25 @@ def map_picture(ws: Workspace, category: str, method: str, path: Path, branch: s
         return None
     return _map_picture(str(ws.path), category, method, record.created_at, str(path), branch,
                         value_range, float(opacity), tuple(mask_paths), bool(outline), int(n_classes), bool(above))
+
+
+@st.cache_data(show_spinner="Checking the photo…", max_entries=32)
+def _photo_check(workspace: str, category: str, method: str, created_at: str, data: bytes, name: str,
+                 threshold: float | None, spread: float | None, within: float) -> PhotoCheck:
+    detector = _detector(workspace, category, method, created_at)
+    return check_bytes(detector, data, name, VerdictScale(threshold, spread, within))
+
+
+def photo_check(ws: Workspace, category: str, method: str, data: bytes, name: str,
+                scale: VerdictScale) -> PhotoCheck | None:
+    """A new photo checked by the fitted model (``pipeline.evaluation.check``), cached per model
+    version, photo and verdict scale so other widgets rerun without scoring it again; None when the
+    method was never fitted. Raises ``ImageReadError`` for a file that is no usable image."""
+    record = ws.model_record(category, method)
+    if record is None:
+        return None
+    return _photo_check(str(ws.path), category, method, record.created_at, data, name,
+                        scale.threshold, scale.spread, scale.within)
 
 
 def label_overlay(image_rgb: np.ndarray, labels: np.ndarray, n_classes: int, opacity: float) -> np.ndarray:

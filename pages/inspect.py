@@ -1,7 +1,9 @@
 """Inspect: one image at a time, worst first: the image beside its final heat map, every branch's map
 on demand, score and verdict at the current threshold with how sure it is (borderline verdicts
 marked, and listed alone for a human review), the sentences saying what deviates, and the user's
-own label for the image (few-shot calibration).
+own label for the image (few-shot calibration). "Images from: new photos" checks photos the model
+has not seen, uploaded or taken with the camera (``app.check_photo``), with the same numbers as
+``python -m pipeline predict``.
 
 Every map is drawn at the image's own resolution; predictions and pictures are cached per model
 version (``app.loaders``), so moving through the list redraws only images not seen yet.
@@ -9,21 +11,23 @@ version (``app.loaders``), so moving through the list redraws only images not se
 
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app import prediction_view as view
+from app.check_photo import check_photos
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, Verdict, borderline_within, verdict_scale
 from pipeline.methods import get_method
 from pipeline.methods.base import BranchMap, Prediction
-from pipeline.metrics.colour_scale import colour_bar, scale_caption, workspace_display_range
-from pipeline.metrics.heatmap import colorize
-from pipeline.models.preprocess import resize_map
+from pipeline.metrics.colour_scale import workspace_display_range
 from pipeline.workspace import IMAGE_LABELS, Workspace
 
 PICK_KEY = "inspect_pick"
+SPLITS_SHOWN = ("test", "validation", "train")
+NEW_PHOTOS = "new photos"
+"""The ``Images from`` choice that checks photos the model has not seen (``app.check_photo``)."""
 
 
 def _branch_maps(method: str) -> dict[str, BranchMap]:
@@ -88,20 +92,6 @@ def _borderline_band(ws: Workspace, category: str, method: str) -> None:
         ws.set_setting(BORDERLINE_SETTING, choices, category=category)
 
 
-def _verdict(ws: Workspace, category: str, method: str, sample: Sample, score: float) -> None:
-    scale = verdict_scale(ws, category, method)
-    c1, c2, c3 = st.columns(3)
-    c1.metric("Score", f"{score:.3f}")
-    c2.metric("Threshold", "not set" if scale.threshold is None else f"{scale.threshold:.3f}")
-    verdict = scale.judge(score)
-    if verdict is None:
-        c3.metric("Verdict", "—", help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
-        return
-    c3.metric("Verdict", verdict.label, delta=f"{verdict.margin:+.2f} spreads", delta_color="inverse",
-              help=f"Ground truth: {sample.kind}. The threshold is set on the Evaluate page.")
-    (st.warning if verdict.borderline else st.caption)(f"Confidence: {verdict.sentence()}.")
-
-
 def _image_label(ws: Workspace, category: str, sample: Sample) -> None:
     current = ws.image_labels(category).get(sample.key)
     options = ["unlabelled", *IMAGE_LABELS]
@@ -145,23 +135,6 @@ def _branch_pictures(ws: Workspace, category: str, method: str, sample: Sample, 
             col.image(picture, caption=caption)
 
 
-def _branch_scores(pred: Prediction) -> None:
-    if not pred.branch_scores:
-        return
-    rows = [{"branch": k, "score": round(float(v), 4)} for k, v in pred.branch_scores.items() if not k.startswith("z_")]
-    z = {k[2:]: float(v) for k, v in pred.branch_scores.items() if k.startswith("z_")}
-    column = "z (adds to the score)" if not pred.fused else "z"
-    for row in rows:
-        row[column] = round(z[row["branch"]], 3) if row["branch"] in z else None
-        if pred.fused:
-            row["in the score"] = (row["branch"] in pred.fused) if row["branch"] in z else None
-    with st.expander("Branch scores"):
-        if pred.fused:
-            st.caption(f"The score is the sum of this image's {len(pred.fused)} largest branch z-scores: "
-                       + ", ".join(pred.fused) + ".")
-        st.dataframe(pd.DataFrame(rows), hide_index=True, key="branch_scores")
-
-
 def _mask_paths(sample: Sample) -> tuple[str, ...]:
     return tuple(str(p) for p in sample.mask_paths)
 
@@ -171,9 +144,9 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
     if pred is None:
         return
     rgb = loaders.image(str(sample.path))
-    low, high = workspace_display_range(ws, category, method,
-                                        fallback=(float(pred.anomaly_map.min()), float(pred.anomaly_map.max())))
-    _verdict(ws, category, method, sample, pred.score)
+    display = workspace_display_range(ws, category, method,
+                                      fallback=(float(pred.anomaly_map.min()), float(pred.anomaly_map.max())))
+    view.verdict_metrics(verdict_scale(ws, category, method), pred.score, note=f"Ground truth: {sample.kind}.")
     _image_label(ws, category, sample)
     controls = st.columns(3)
     opacity = controls[0].slider("Heat-map opacity", 0.0, 1.0, 0.5, 0.05, key="opacity")
@@ -184,37 +157,18 @@ def _show(ws: Workspace, category: str, method: str, sample: Sample) -> None:
                                  help=None if sample.mask_paths else "This image has no ground-truth mask")
     masks = _mask_paths(sample)
     shown = _branch_toggles(pred, method)
-    left, right = st.columns(2)
-    left.image(loaders.base_picture(str(sample.path), masks, show_gt),
-               caption=f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)")
-    right.image(loaders.map_picture(ws, category, method, sample.path, "final", (low, high), opacity, masks, show_gt,
-                                    above=show_above),
-                caption="Final anomaly map over the image" + (" (green: above the threshold)" if show_above else ""))
-    right.image(colour_bar(low, high), caption=scale_caption(low, high), width="stretch")
+    view.image_and_map(loaders.base_picture(str(sample.path), masks, show_gt),
+                       loaders.map_picture(ws, category, method, sample.path, "final", display, opacity, masks,
+                                           show_gt, above=show_above),
+                       f"{sample.key} ({rgb.shape[1]}×{rgb.shape[0]} px)", display, show_above)
     _branch_pictures(ws, category, method, sample, shown, opacity, show_gt)
-    if pred.explanations:
-        st.markdown("**What deviates from the good parts** (most unusual first):\n"
-                    + "\n".join(f"- {sentence}" for sentence in pred.explanations[:5]))
-    _branch_scores(pred)
-    with st.expander("Heat map alone"):
-        st.image(colorize(resize_map(pred.anomaly_map, rgb.shape[:2]), low, high),
-                 caption="dark = like the good parts, bright = unlike")
+    view.explanations(pred)
+    view.branch_scores(pred)
+    view.heat_map_alone(pred, rgb.shape[:2], display)
 
 
-def inspect_page() -> None:
-    st.title("Inspect")
-    ws = require_workspace()
-    category = require_category(ws, key="inspect_category")
-    method = select_method(key="inspect_method")
-    record = ws.model_record(category, method)
-    if record is None:
-        st.info(f"No {method} model for **{category}** yet. Build it on the Train page (seconds for the instant detector).")
-        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
-        return
-    settings = record.settings or {}
-    st.caption(f"Model built {record.created_at} (profile {settings.get('profile')}, device {settings.get('device')}, "
-               f"seed {settings.get('seed')}).")
-    split = st.radio("Images from", ["test", "validation", "train"], horizontal=True, key="inspect_split")
+def _workspace_images(ws: Workspace, category: str, method: str, split: str) -> None:
+    """The split's images worst first, the borderline filter, and the picked image in full."""
     try:
         samples, scores = _ordered_samples(ws, category, method, split)
     except DataError as err:
@@ -233,6 +187,27 @@ def inspect_page() -> None:
     if review.toggle(f"Only borderline verdicts ({n_borderline})", key="only_borderline", disabled=not n_borderline):
         samples = [s for s in samples if s.key in verdicts and verdicts[s.key].borderline]
     _show(ws, category, method, _navigation(samples, scores, verdicts))
+
+
+def inspect_page() -> None:
+    st.title("Inspect")
+    ws = require_workspace()
+    category = require_category(ws, key="inspect_category")
+    method = select_method(key="inspect_method")
+    record = ws.model_record(category, method)
+    if record is None:
+        st.info(f"No {method} model for **{category}** yet. Build it on the Train page (seconds for the instant detector).")
+        st.page_link("pages/train.py", label="Go to Train", icon=":material/model_training:")
+        return
+    settings = record.settings or {}
+    st.caption(f"Model built {record.created_at} (profile {settings.get('profile')}, device {settings.get('device')}, "
+               f"seed {settings.get('seed')}).")
+    split = st.radio("Images from", [*SPLITS_SHOWN, NEW_PHOTOS], horizontal=True, key="inspect_split",
+                     help=f"'{NEW_PHOTOS}': upload photos (or take one) and check them with this model")
+    if split == NEW_PHOTOS:
+        check_photos(ws, category, method)
+    else:
+        _workspace_images(ws, category, method, split)
     st.page_link("pages/evaluate.py", label="Next: ROC curves, AUROC and the threshold", icon=":material/arrow_forward:")
 
 

@@ -7,10 +7,11 @@ uint8 RGB arrays or a plain-words reason why not, so no later stage ever sees a 
 
 from __future__ import annotations
 
+import io
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import BinaryIO, Sequence
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -20,6 +21,9 @@ from pipeline.errors import UserError
 
 IMAGE_SUFFIXES: frozenset[str] = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"})
 """File name endings treated as images (compared lower-case)."""
+
+MAX_IMAGE_BYTES = 64 * 2**20
+"""Largest image accepted from memory (``load_rgb_bytes``): a camera frame is a few MiB; more is a wrong file."""
 
 _SIXTEEN_BIT_MODES = frozenset({"I;16", "I;16L", "I;16B", "I;16N", "I"})
 """Integer modes whose values span 0..65535 (PIL opens 16-bit PNG/TIFF files in these)."""
@@ -75,9 +79,9 @@ def list_image_files(folder: Path) -> list[Path]:
     return sorted(files, key=lambda p: p.name)
 
 
-def _decode(path: Path) -> Image.Image:
+def _decode(source: Path | BinaryIO) -> Image.Image:
     """``Image.open`` + ``load``, closing the file handle when decoding fails."""
-    image = Image.open(path)
+    image = Image.open(source)
     try:
         image.load()
     except BaseException:
@@ -93,11 +97,16 @@ def _open_decoded(path: Path) -> Image.Image:
         raise ImageReadError(path, "file not found")
     if path.stat().st_size == 0:
         raise ImageReadError(path, "empty file (0 bytes)")
+    return _decode_named(path, path)
+
+
+def _decode_named(source: Path | BinaryIO, path: Path) -> Image.Image:
+    """Fully decode ``source`` (a file or bytes in memory); every failure an ``ImageReadError`` naming ``path``."""
     try:
         # Pillow warns (not raises) below its hard decompression-bomb limit; treat both as too large.
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            image = _decode(path)
+            image = _decode(source)
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image (format not recognised)") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning):
@@ -113,6 +122,7 @@ def _open_decoded(path: Path) -> Image.Image:
         # Pillow's plugins raise these for damaged headers and chunks.
         raise ImageReadError(path, f"damaged image data ({exc})") from None
     if image.width < 1 or image.height < 1:
+        image.close()
         raise ImageReadError(path, "image has no pixels")
     return image
 
@@ -168,14 +178,29 @@ def load_rgb(path: Path) -> np.ndarray:
     EXIF orientation is deliberately ignored: masks and pixel coordinates in datasets refer to
     the stored pixel grid, and rotating only the image would misalign them.
     """
-    image = _open_decoded(path)
+    return _rgb_of(_open_decoded(path), Path(path))
+
+
+def load_rgb_bytes(data: bytes, name: str, max_bytes: int = MAX_IMAGE_BYTES) -> np.ndarray:
+    """``load_rgb`` for an image held in memory (an upload, a camera shot) under the same rules;
+    ``name`` only labels the error message. Raises ``ImageReadError``."""
+    path = Path(name)
+    if not data:
+        raise ImageReadError(path, "empty file (0 bytes)")
+    if len(data) > max_bytes:
+        raise ImageReadError(path, f"file too large ({len(data) / 2**20:.1f} MiB; at most {max_bytes / 2**20:.0f} MiB)")
+    return _rgb_of(_decode_named(io.BytesIO(data), path), path)
+
+
+def _rgb_of(image: Image.Image, path: Path) -> np.ndarray:
+    """The first frame of a decoded image as uint8 RGB, closing the image."""
     try:
         if getattr(image, "n_frames", 1) > 1:
             image.seek(0)
         try:
             array = _to_rgb_array(image)
         except (ValueError, OSError) as exc:
-            raise ImageReadError(Path(path), f"unsupported colour mode {image.mode} ({exc})") from None
+            raise ImageReadError(path, f"unsupported colour mode {image.mode} ({exc})") from None
     finally:
         image.close()
     return array

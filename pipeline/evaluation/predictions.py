@@ -10,10 +10,10 @@ from typing import Callable
 
 from tqdm import tqdm
 
-from pipeline.data.images import ImageReadError, load_rgb
+from pipeline.data.images import ImageReadError
+from pipeline.evaluation.check import check_file
 from pipeline.evaluation.verdict import VerdictScale
-from pipeline.metrics.colour_scale import threshold_level
-from pipeline.metrics.heatmap import above_level_outline, overlay
+from pipeline.metrics.colour_scale import heat_overlay
 from pipeline.workspace.files import atomic_save_png, atomic_write_text
 
 
@@ -42,41 +42,22 @@ def write_predictions(detector, images: list[Path], out: Path, scale: VerdictSca
                       on_skip: Callable[[ImageReadError], None] = _ignore) -> int:
     """Score ``images`` one by one: a heat-map PNG each and one ``scores.jsonl`` row each (score,
     threshold, verdict, its margin in good-score spreads and whether it is borderline, branch
-    scores, explanations, plus ``extra``). Each row's JSON goes to ``on_row`` as it is written (the
-    CLI prints it), each unreadable image's error to ``on_skip``; returns how many were skipped."""
-    low, high = display
+    scores, explanations, plus ``extra``). Each image goes through ``check.check_file``, as the
+    Inspect page's photo check does, so both give the same numbers. Each row's JSON goes to
+    ``on_row`` as it is written (the CLI prints it), each unreadable image's error to ``on_skip``;
+    returns how many were skipped."""
     lines, failures = [], 0
     names = heatmap_names(images)
     for path in tqdm(images, desc="predict", file=sys.stderr, leave=False):
         try:
-            rgb = load_rgb(path)
+            check = check_file(detector, path, scale)
         except ImageReadError as err:
             on_skip(err)
             failures += 1
             continue
-        pred = detector.predict([rgb])[0]
         heat_path = out / names[path]
-        picture = overlay(rgb, pred.anomaly_map, low, high, 0.5)
-        atomic_save_png(heat_path, above_level_outline(picture, pred.anomaly_map, threshold_level(low, high)))
-        lines.append(json.dumps(_row(path, pred, heat_path, scale, extra)))
+        atomic_save_png(heat_path, heat_overlay(check.rgb, check.anomaly_map, *display))
+        lines.append(json.dumps({"image": str(path), **check.row(), "heatmap": str(heat_path), **(extra or {})}))
         on_row(lines[-1])
     atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))
     return failures
-
-
-def _row(path: Path, pred, heat_path: Path, scale: VerdictScale, extra: dict | None) -> dict:
-    """One ``scores.jsonl`` row."""
-    threshold = scale.threshold
-    row = {
-        "image": str(path), "score": pred.score, "threshold": threshold,
-        "verdict": None if threshold is None else ("anomalous" if pred.score > threshold else "good"),
-        "heatmap": str(heat_path), **(extra or {}),
-    }
-    verdict = scale.judge(pred.score)
-    if verdict is not None:
-        row.update(verdict.to_dict())
-    if pred.branch_scores:  # e.g. the histogram method's global and grid distances
-        row["branch_scores"] = {k: float(v) for k, v in pred.branch_scores.items()}
-    if pred.explanations:
-        row["explanations"] = list(pred.explanations)
-    return row

@@ -22,8 +22,7 @@ from pipeline.evaluation.report_data import GalleryItem, ReportData
 from pipeline.evaluation.report_html import render_report
 from pipeline.methods import METHODS
 from pipeline.metrics.auroc import DEFECT_KINDS, image_auroc_by_kind
-from pipeline.metrics.colour_scale import colour_bar, scale_caption, threshold_level, workspace_display_range
-from pipeline.metrics.heatmap import above_level_outline, overlay
+from pipeline.metrics.colour_scale import colour_bar, heat_overlay, scale_caption, workspace_display_range
 from pipeline.metrics.reference import REFERENCE_AUROC
 from pipeline.metrics.roc import RocCurve, roc_curve
 from pipeline.metrics.threshold import ThresholdSummary, summarize_threshold
@@ -131,7 +130,7 @@ def worst_images(ws: Workspace, category: str, method: str, test_rows: list[Scor
         items.append(GalleryItem(
             key=row.image_key, kind=row.kind, score=row.score,
             flagged=None if threshold is None else bool(row.score > threshold),
-            image_jpeg=_jpeg(rgb), overlay_jpeg=_jpeg(above_level_outline(overlay(rgb, amap, low, high, 0.5), amap, threshold_level(low, high))),
+            image_jpeg=_jpeg(rgb), overlay_jpeg=_jpeg(heat_overlay(rgb, amap, low, high)),
         ))
     return items
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from pipeline.metrics.heatmap import colorize
+from pipeline.metrics.heatmap import above_level_outline, colorize, overlay
 from pipeline.workspace import Workspace
 
 THRESHOLD_POSITION = 0.5
@@ -99,6 +99,14 @@ def workspace_display_range(ws: Workspace, category: str, method: str,
 def threshold_level(vmin: float, vmax: float) -> float:
     """The map level a display range puts the threshold at."""
     return vmin + THRESHOLD_POSITION * (vmax - vmin)
+
+
+def heat_overlay(image: np.ndarray, anomaly_map: np.ndarray, vmin: float, vmax: float, opacity: float = 0.5,
+                 above: bool = True) -> np.ndarray:
+    """The map over the image on this scale, what is above the threshold's level outlined (``above``):
+    one drawing for Inspect, checked photos, ``predict``'s PNGs and the report, so they look alike."""
+    picture = overlay(image, anomaly_map, vmin, vmax, opacity)
+    return above_level_outline(picture, anomaly_map, threshold_level(vmin, vmax)) if above else picture
 
 
 def colour_bar(vmin: float, vmax: float, width: int = 256, height: int = 14) -> np.ndarray:
