@@ -13,6 +13,7 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, Verdict, borderline_within, verdict_scale
@@ -236,4 +237,5 @@ def inspect_page() -> None:
     st.page_link("pages/evaluate.py", label="Next: ROC curves, AUROC and the threshold", icon=":material/arrow_forward:")
 
 
+ensure_frame()
 inspect_page()

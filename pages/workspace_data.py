@@ -8,6 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app.navigation import ensure_frame
 from app.state import current_workspace, require_category, set_workspace_path, workspace_path
 from pipeline.data.import_plan import LAYOUT_NAMES
 from pipeline.data.importer import IMPORT_LAYOUTS, import_into_workspace, plan_imports
@@ -196,4 +197,5 @@ def _next_step(ws: Workspace, category: str) -> None:
                  icon=":material/monitoring:")
 
 
+ensure_frame()
 workspace_data_page()
