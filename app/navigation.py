@@ -1,7 +1,16 @@
-"""Page registry in workflow order (SPEC §8) and the app frame around every page."""
+"""Page registry in workflow order (SPEC §8) and the app frame around every page.
+
+Why every page ends with ``ensure_frame()``: the pages live in ``pages/`` next to the entry point,
+and until ``st.navigation`` has run once in the server process Streamlit treats that folder as a
+v1 multipage app. A first visit straight to a page's URL (``/inspect`` after a restart) then runs
+the page file alone, under a sidebar of file names. ``ensure_frame`` notices that and runs the
+entry point instead, which registers the sectioned navigation (for the whole process from then
+on) and runs the page inside the frame.
+"""
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import streamlit as st
@@ -36,8 +45,26 @@ def build_pages() -> dict[str, list[st.Page]]:
     }
 
 
+_RUN = threading.local()
+"""Per script thread: whether the page now running was started by ``run`` (inside the frame)."""
+
+
 def run() -> None:
+    """The entry point: page config, the sectioned navigation, the workspace status, then the page."""
     st.set_page_config(page_title="Inspection workbench", page_icon=":material/precision_manufacturing:", layout="wide")
     page = st.navigation(build_pages())
     sidebar_workspace_status()
-    page.run()
+    _RUN.framed = True
+    try:
+        page.run()
+    finally:
+        _RUN.framed = False
+
+
+def ensure_frame() -> None:
+    """Call before a page draws anything: a page Streamlit ran on its own (see the module
+    docstring) is run again inside the frame, and this run of it stops here."""
+    if getattr(_RUN, "framed", False):
+        return
+    run()
+    st.stop()

@@ -17,6 +17,7 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace
 from pipeline.pseudolabels import confidence, curation, edits, render, store
 from pipeline.pseudolabels.export import label_maps_zip
@@ -293,4 +294,5 @@ def clusters_page() -> None:
     st.page_link("pages/train.py", label="Next: train on the Train page", icon=":material/arrow_forward:")
 
 
+ensure_frame()
 clusters_page()

@@ -9,6 +9,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace, select_method
 from app.widgets import StreamlitProgress, pct
 from pipeline.data.samples import DataError
@@ -219,4 +220,5 @@ def evaluate_page() -> None:
     _report_section(ws, category, method)
 
 
+ensure_frame()
 evaluate_page()

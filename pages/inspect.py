@@ -16,6 +16,7 @@ import streamlit as st
 from app import loaders
 from app import prediction_view as view
 from app.check_photo import check_photos
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace, select_method
 from pipeline.data.samples import DataError, Sample
 from pipeline.evaluation.verdict import BORDERLINE_SETTING, Verdict, borderline_within, verdict_scale
@@ -26,8 +27,9 @@ from pipeline.workspace import IMAGE_LABELS, Workspace
 
 PICK_KEY = "inspect_pick"
 SPLITS_SHOWN = ("test", "validation", "train")
+# The "Images from" choice that checks photos the model has not seen (app.check_photo); a comment, not a
+# docstring: Streamlit would draw a bare string on the page.
 NEW_PHOTOS = "new photos"
-"""The ``Images from`` choice that checks photos the model has not seen (``app.check_photo``)."""
 
 
 def _branch_maps(method: str) -> dict[str, BranchMap]:
@@ -211,4 +213,5 @@ def inspect_page() -> None:
     st.page_link("pages/evaluate.py", label="Next: ROC curves, AUROC and the threshold", icon=":material/arrow_forward:")
 
 
+ensure_frame()
 inspect_page()

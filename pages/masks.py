@@ -13,6 +13,7 @@ import streamlit as st
 import torch
 
 from app import drawing, loaders
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace
 from app.widgets import StreamlitProgress
 from pipeline.data.samples import DataError, Sample
@@ -351,4 +352,5 @@ def masks_page() -> None:
         st.page_link("pages/clusters.py", label="Next: review the clusters", icon=":material/arrow_forward:")
 
 
+ensure_frame()
 masks_page()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import streamlit as st
 
 from app import loaders
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace
 from pipeline.data.samples import DataError
 from pipeline.device import resolve_device
@@ -162,4 +163,5 @@ def tags_page() -> None:
     st.page_link("pages/masks.py", label="Next: build masks on the Masks page", icon=":material/arrow_forward:")
 
 
+ensure_frame()
 tags_page()

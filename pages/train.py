@@ -13,6 +13,7 @@ import plotly.graph_objects as go
 import streamlit as st
 
 from app import loaders
+from app.navigation import ensure_frame
 from app.state import require_category, require_workspace, select_method
 from app.widgets import StreamlitProgress, duration
 from pipeline.device import DeviceError, cuda_summary, describe_device, resolve_device
@@ -360,4 +361,5 @@ def train_page() -> None:
         st.caption("Next: start a job for this category (the instant detector takes seconds), then inspect its heat maps.")
 
 
+ensure_frame()
 train_page()

@@ -8,6 +8,8 @@ import pandas as pd
 import streamlit as st
 
 from app import loaders
+from app.demo import demo_banner
+from app.navigation import ensure_frame
 from app.state import current_workspace, require_category, set_workspace_path, workspace_path
 from app.uploads import upload_section
 from pipeline.data.import_plan import LAYOUT_NAMES
@@ -51,6 +53,8 @@ def _demo_section(ws: Workspace) -> None:
             generated = add_demo_data(ws, settings)
         made = f"generated {', '.join(generated)}" if generated else "already present"
         st.success(f"Demo data {made} in `{settings.out}`.")
+        st.page_link("pages/train.py", label="Next: fit the instant detector on the Train page (seconds)",
+                     icon=":material/arrow_forward:")
 
 
 def _import_section(ws: Workspace) -> None:
@@ -164,6 +168,7 @@ def _image_grid(ws: Workspace, category: str) -> None:
 
 def workspace_data_page() -> None:
     st.title("Workspace & data")
+    demo_banner(current_workspace())
     _open_section()
     ws = current_workspace()
     if ws is None:
@@ -198,4 +203,5 @@ def _next_step(ws: Workspace, category: str) -> None:
                  icon=":material/monitoring:")
 
 
+ensure_frame()
 workspace_data_page()

@@ -10,6 +10,8 @@ from pipeline.data.synth import SynthSettings, generate
 from pipeline.models.weights import REGISTRY, SHARED_DIR_ENV
 
 TINY_CATEGORIES = ("pin_tray", "bottle")
+TINY_DEMO = dict(categories=("pin_tray",), n_train=8, n_validation=4, n_test_good=4, n_logical=3, n_structural=4, size=128)
+"""Demo generator counts for tests: one category, 128 px, fitted in seconds."""
 
 
 def tiny_synth_settings(out: Path, categories: tuple[str, ...] = TINY_CATEGORIES) -> SynthSettings:
@@ -26,6 +28,25 @@ def tiny_synth(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("tiny_synth")
     generate(tiny_synth_settings(out))
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``prepare_demo`` on the ``TINY_DEMO`` settings, built once: data in ``<root>/data``, the
+    marked workspace with the instant detector fitted and evaluated in ``<root>/workspace``
+    (read-only for tests)."""
+    import torch
+
+    from pipeline.demo import prepare_demo
+
+    root = tmp_path_factory.mktemp("tiny_demo")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        prepare_demo(root, settings=SynthSettings(out=root / "data", **TINY_DEMO), device="cpu")
+    finally:
+        torch.set_num_threads(threads)
+    return root
 
 
 @pytest.fixture

@@ -26,8 +26,12 @@ def register(sub: shared.Subcommands) -> None:
     p.add_argument("--size", type=int, default=256, help="image side in px")
     p.set_defaults(handler=synth)
 
-    p = sub.add_parser("demo", help="generate the demo data on first use and register it in the demo workspace")
+    p = sub.add_parser("demo", help="generate the demo data and fit the instant detector on first use, "
+                       "in the demo workspace")
     p.add_argument("--root", type=Path, default=Path("demo"))
+    p.add_argument("--no-fit", action="store_true",
+                   help="only generate and register the data (fit later on the Train page)")
+    shared.add_device(p)
     p.set_defaults(handler=demo)
 
     p = sub.add_parser("import", help="register data categories in a workspace; prints what was found first")
@@ -64,16 +68,21 @@ def synth(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
-    """Generate the demo data once and register it in the demo workspace."""
-    from pipeline.demo import prepare_demo
+    """Generate the demo data and fit the demo detector once; a rerun reuses both."""
+    from pipeline.demo import DEMO_METHOD, prepare_demo
 
     progress = TqdmProgress()
     try:
-        workspace, generated = prepare_demo(args.root, progress=progress)
+        workspace, generated, fitted = prepare_demo(args.root, progress=progress, fit=not args.no_fit,
+                                                    device=args.device)
     finally:
         progress.close()
     made = f"generated {', '.join(generated)}" if generated else "demo data already present"
-    print(f"{made}; workspace {workspace.path}")
+    if args.no_fit:
+        model = "no model fitted (--no-fit)"
+    else:
+        model = f"fitted {DEMO_METHOD} on {', '.join(fitted)}" if fitted else f"{DEMO_METHOD} models already fitted"
+    print(f"{made}; {model}; workspace {workspace.path}")
     return 0
 
 

@@ -18,9 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.evaluation.evaluate import evaluate_method
-from pipeline.methods.runner import fit_method
-from pipeline.workspace import Workspace
+from pipeline.demo import prepare_demo
+from tests.conftest import tiny_synth_settings
 
 REPO = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("WORKBENCH_CHROMIUM", "/usr/bin/chromium"))
@@ -70,20 +69,20 @@ def sync_playwright():
 
 
 @pytest.fixture(scope="session")
-def browser_workspace(tiny_synth: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The tiny pin_tray category with the instant detector fitted and evaluated."""
+def browser_workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The demo as ``make run`` prepares it (``prepare_demo``: data generated, the instant detector
+    fitted and evaluated, the workspace marked as the demo), on the tiny pin_tray category."""
     import torch
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        ws = Workspace.create(tmp_path_factory.mktemp("browser") / "ws")
-        ws.add_category(CATEGORY, tiny_synth / CATEGORY, "loco")
-        fit_method(ws, CATEGORY, METHOD, device="cpu")
-        evaluate_method(ws, CATEGORY, METHOD, device="cpu")
+        root = tmp_path_factory.mktemp("browser")
+        workspace, _, fitted = prepare_demo(root, settings=tiny_synth_settings(root / "data", (CATEGORY,)), device="cpu")
     finally:
         torch.set_num_threads(threads)
-    return ws.path
+    assert fitted == (CATEGORY,) and workspace.get_threshold(CATEGORY, METHOD) is not None
+    return workspace.path
 
 
 @pytest.fixture(scope="session")

@@ -45,6 +45,8 @@ def test_workspace_inspect_evaluate_in_chromium(page, app_url, browser_workspace
     page.goto(app_url)
     page.get_by_role("heading", name="Workspace & data").wait_for()
     page.get_by_role("heading", name="Categories").wait_for()
+    # The demo as `make run` prepares it: marked, with a fitted model (no Train click in this test).
+    page.get_by_text("This is the demo workspace").wait_for()
     page.locator('[data-testid="stImage"] img').first.wait_for()
     _idle(page)
     shots = [_shot(page, screenshot_dir, "1_workspace.png")]

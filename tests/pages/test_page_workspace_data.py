@@ -9,12 +9,12 @@ import pytest
 from PIL import Image
 
 from pipeline.workspace import Workspace
+from tests.conftest import TINY_DEMO
 
 PAGE = "pages/workspace_data.py"
 OPEN_BUTTON = "FormSubmitter:open_workspace-Open workspace"
 CHECK_BUTTON = "FormSubmitter:import_data-Check folder"
 IMPORT_BUTTON = "import_button"
-TINY_DEMO = dict(categories=("pin_tray",), n_train=8, n_validation=4, n_test_good=4, n_logical=3, n_structural=4, size=128)
 
 
 def _category_table(at):

@@ -297,7 +297,7 @@ def test_default_set_and_both_demos_leave_the_surface_out(tmp_path, monkeypatch)
     assert set(DEFAULT_CATEGORIES) == {"pin_tray", "cable_connector", "fastener_kit", "bottle"}
     seen = []
     monkeypatch.setattr(demo, "add_demo_data", lambda ws, settings, progress: seen.append(settings) or ())
-    demo.prepare_demo(tmp_path)
+    demo.prepare_demo(tmp_path, fit=False)
     assert seen[0].categories == DEFAULT_CATEGORIES
 
 
