@@ -11,13 +11,7 @@ import streamlit as st
 from pipeline.data.images import IMAGE_SUFFIXES
 from pipeline.data.safe_zip import MB
 from pipeline.data.uploads import (
-    UPLOADS_FOLDER,
-    StagedUpload,
-    UploadedFile,
-    UploadError,
-    UploadLimits,
-    commit_upload,
-    discard_upload,
+    UPLOADS_FOLDER, StagedUpload, UploadedFile, UploadError, UploadLimits, commit_upload, discard_upload,
     stage_upload,
 )
 from pipeline.errors import UserError

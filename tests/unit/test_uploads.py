@@ -13,13 +13,7 @@ from PIL import Image
 
 from pipeline.data.discover import load_category
 from pipeline.data.uploads import (
-    STAGING_PREFIX,
-    UploadedFile,
-    UploadError,
-    UploadLimits,
-    commit_upload,
-    discard_upload,
-    stage_upload,
+    STAGING_PREFIX, UploadedFile, UploadError, UploadLimits, commit_upload, discard_upload, stage_upload,
     sweep_stale,
 )
 from pipeline.workspace import Workspace
