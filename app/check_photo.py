@@ -76,7 +76,7 @@ def _show(ws: Workspace, category: str, method: str, name: str, data: bytes, sca
                                       fallback=(float(pred.anomaly_map.min()), float(pred.anomaly_map.max())))
     st.markdown(f"#### {verdict_text(check)}")
     view.verdict_metrics(scale, check.score, note=f"A new photo ({name}).")
-    view.image_and_map(check.rgb, heat_overlay(check.rgb, pred.anomaly_map, *display, opacity, above),
+    view.image_and_map(check.rgb, heat_overlay(check.rgb, pred.anomaly_map, *display, opacity, above, check.boxes),
                        f"{name} ({check.rgb.shape[1]}×{check.rgb.shape[0]} px)", display, above)
     view.explanations(pred)
     view.branch_scores(pred, key=f"branch_scores_{key}")

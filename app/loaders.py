@@ -119,7 +119,8 @@ def _map_picture(workspace: str, category: str, method: str, created_at: str, pa
     if branch == "segmentation":
         return label_overlay(base, values, n_classes, opacity)
     low, high = value_range if value_range is not None else (float(values.min()), float(values.max()))
-    return heat_overlay(base, values, low, high, opacity, above)
+    boxes = tuple(r.box for r in pred.regions) if branch == "final" else ()
+    return heat_overlay(base, values, low, high, opacity, above, boxes)
 
 
 def map_picture(ws: Workspace, category: str, method: str, path: Path, branch: str,

@@ -13,7 +13,7 @@ import streamlit as st
 from pipeline.evaluation.verdict import Verdict, VerdictScale
 from pipeline.methods.base import Prediction
 from pipeline.metrics.colour_scale import colour_bar, scale_caption
-from pipeline.metrics.heatmap import colorize
+from pipeline.metrics.heatmap import REGION_COLOUR_NAME, colorize
 from pipeline.models.preprocess import resize_map
 
 THRESHOLD_HELP = "The threshold is set on the Evaluate page."
@@ -51,6 +51,9 @@ def explanations(pred: Prediction) -> None:
     if pred.explanations:
         st.markdown("**What deviates from the good parts** (most unusual first):\n"
                     + "\n".join(f"- {sentence}" for sentence in pred.explanations[:5]))
+    if pred.regions:
+        st.markdown(f"**Boxed in {REGION_COLOUR_NAME} on the map** (part counts off there):\n"
+                    + "\n".join(f"- {region.name}" for region in pred.regions))
 
 
 def branch_scores(pred: Prediction, key: str = "branch_scores") -> None:

@@ -83,7 +83,14 @@ class PhotoCheck:
             row["branch_scores"] = self.branch_scores
         if self.prediction.explanations:
             row["explanations"] = list(self.explanations)
+        if self.prediction.regions:  # histogram grid cells whose part counts are off
+            row["regions"] = [{"name": r.name, "box": list(r.box)} for r in self.prediction.regions]
         return row
+
+    @property
+    def boxes(self) -> tuple[tuple[float, float, float, float], ...]:
+        """The named regions' boxes, for ``heat_overlay``."""
+        return tuple(r.box for r in self.prediction.regions)
 
 
 def check_rgb(detector: Detector, rgb: np.ndarray, name: str, scale: VerdictScale) -> PhotoCheck:

@@ -56,7 +56,7 @@ def write_predictions(detector, images: list[Path], out: Path, scale: VerdictSca
             failures += 1
             continue
         heat_path = out / names[path]
-        atomic_save_png(heat_path, heat_overlay(check.rgb, check.anomaly_map, *display))
+        atomic_save_png(heat_path, heat_overlay(check.rgb, check.anomaly_map, *display, boxes=check.boxes))
         lines.append(json.dumps({"image": str(path), **check.row(), "heatmap": str(heat_path), **(extra or {})}))
         on_row(lines[-1])
     atomic_write_text(out / "scores.jsonl", "".join(line + "\n" for line in lines))

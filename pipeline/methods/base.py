@@ -25,6 +25,20 @@ if TYPE_CHECKING:
     from pipeline.workspace import Workspace
 
 @dataclass(frozen=True)
+class NamedRegion:
+    """A place the evidence points at that the heat map alone would not show: a histogram grid
+    cell whose part counts or areas are off from the good images.
+
+    Attributes:
+        name: what is off there, e.g. ``"grid cell top-left: 'pin' count 0, expected 1"``.
+        box: ``(top, left, bottom, right)`` as fractions of the image's height and width (0..1).
+    """
+
+    name: str
+    box: tuple[float, float, float, float]
+
+
+@dataclass(frozen=True)
 class Prediction:
     """One image scored by a method.
 
@@ -40,6 +54,8 @@ class Prediction:
         fused: the branches whose z-scores (``z_<name>`` in ``branch_scores``) the score adds up,
             where a fusion keeps only some of them (AeCSAD/CSAD: the image's three largest);
             empty when every z-score counts or the method has none.
+        regions: the grid cells the histogram branch finds off, most unusual first (outlined and
+            named on Inspect and in ``predict``'s output); empty without part counts.
     """
 
     score: float
@@ -48,6 +64,7 @@ class Prediction:
     branch_scores: dict[str, float] = field(default_factory=dict)
     explanations: tuple[str, ...] = ()
     fused: tuple[str, ...] = ()
+    regions: tuple[NamedRegion, ...] = ()
 
 
 class Detector(Protocol):

@@ -13,10 +13,11 @@ the report use the same scale; changing the threshold moves it.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
-from pipeline.metrics.heatmap import above_level_outline, colorize, overlay
+from pipeline.metrics.heatmap import above_level_outline, colorize, overlay, region_boxes
 from pipeline.workspace import Workspace
 
 THRESHOLD_POSITION = 0.5
@@ -102,11 +103,14 @@ def threshold_level(vmin: float, vmax: float) -> float:
 
 
 def heat_overlay(image: np.ndarray, anomaly_map: np.ndarray, vmin: float, vmax: float, opacity: float = 0.5,
-                 above: bool = True) -> np.ndarray:
-    """The map over the image on this scale, what is above the threshold's level outlined (``above``):
-    one drawing for Inspect, checked photos, ``predict``'s PNGs and the report, so they look alike."""
+                 above: bool = True, boxes: Sequence[tuple[float, float, float, float]] = ()) -> np.ndarray:
+    """The map over the image on this scale, what is above the threshold's level outlined (``above``)
+    and the named regions' ``boxes`` drawn (``NamedRegion.box``): one drawing for Inspect, checked
+    photos, ``predict``'s PNGs and the report, so they look alike."""
     picture = overlay(image, anomaly_map, vmin, vmax, opacity)
-    return above_level_outline(picture, anomaly_map, threshold_level(vmin, vmax)) if above else picture
+    if above:
+        picture = above_level_outline(picture, anomaly_map, threshold_level(vmin, vmax))
+    return region_boxes(picture, boxes)
 
 
 def colour_bar(vmin: float, vmax: float, width: int = 256, height: int = 14) -> np.ndarray:

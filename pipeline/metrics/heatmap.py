@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import numpy as np
 
 from pipeline.models.preprocess import resize_map
@@ -66,3 +68,29 @@ def above_level_outline(image: np.ndarray, anomaly_map: np.ndarray, level: float
     if not above.any():
         return image
     return draw_outline(image, above, ABOVE_THRESHOLD_COLOUR, width)
+
+
+REGION_COLOUR = (255, 255, 255)
+REGION_COLOUR_NAME = "white"
+"""Boxes of the named regions (histogram grid cells whose part counts are off): white, apart from
+the ground truth (cyan) and the above-threshold outline (green)."""
+
+
+def region_boxes(image: np.ndarray, boxes: Sequence[tuple[float, float, float, float]], width: int = 2) -> np.ndarray:
+    """``image`` with each ``(top, left, bottom, right)`` box (fractions of its size) outlined."""
+    if not boxes:
+        return image
+    h, w = image.shape[:2]
+    mask = np.zeros((h, w), bool)
+    for top, left, bottom, right in boxes:
+        y0, x0 = int(round(top * h)), int(round(left * w))
+        y1, x1 = max(int(round(bottom * h)), y0 + 1), max(int(round(right * w)), x0 + 1)
+        mask[y0:y1, x0:x1] = True
+    inside = np.zeros_like(mask)  # a box's own edges, also where two boxes touch
+    for top, left, bottom, right in boxes:
+        y0, x0 = int(round(top * h)) + width, int(round(left * w)) + width
+        y1, x1 = int(round(bottom * h)) - width, int(round(right * w)) - width
+        inside[max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)] = True
+    out = image.copy()
+    out[mask & ~inside] = REGION_COLOUR
+    return out

@@ -115,6 +115,7 @@ class LgstDetector:
             score=fused, anomaly_map=resize_map(lgst.combined, shape), branch_maps=branch_maps,
             branch_scores={**scores, **{f"z_{k}": v for k, v in self.fusion.z_scores(scores).items()}},
             explanations=hist.explanations if hist is not None else (SURFACE_MESSAGE,),
+            regions=hist.regions if hist is not None else (),
             fused=self.fusion.counted(scores) if self.fusion.summed < len(self.fusion.branches) else (),
         )
 

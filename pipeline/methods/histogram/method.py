@@ -35,6 +35,7 @@ from pipeline.methods.histogram.scoring import (
     fit_histogram_model,
     load_histogram_model,
     mahalanobis_scores,
+    named_regions,
     save_histogram_model,
 )
 from pipeline.methods.histogram.surface import (
@@ -105,6 +106,7 @@ class HistogramDetector:
             branch_maps={"segmentation": label_map.astype(np.float32)},
             branch_scores={**scores, **{f"z_{k}": v for k, v in z.items()}},
             explanations=tuple(sentences),
+            regions=named_regions(deviations, self.model.grid, EXPLAIN_ABOVE),
         )
 
     def _colour_sentence(self, shares: np.ndarray, z: float) -> str:

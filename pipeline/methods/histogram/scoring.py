@@ -21,6 +21,7 @@ from scipy import ndimage
 from sklearn.covariance import LedoitWolf
 
 from pipeline.errors import MissingFileError
+from pipeline.methods.base import NamedRegion
 
 _EIGHT = np.ones((3, 3), dtype=bool)
 
@@ -251,6 +252,19 @@ def _deviation(model, r, region, cls, name, fractions, counts) -> Deviation:
     # outranks a mere area change of the surface it lay on (area off only).
     return Deviation(region, cell, cls, name, obs_n, exp_n, obs_f, exp_f, float(np.hypot(z_count, z_frac)), sentence)
 
+
+
+def named_regions(deviations: Sequence[Deviation], grid: int, above: float) -> tuple[NamedRegion, ...]:
+    """One box per grid cell with a deviation of at least ``above`` spreads, named by its most
+    unusual class (``deviations`` most unusual first, as ``explain`` returns them)."""
+    out: dict[tuple[int, int], NamedRegion] = {}
+    for d in deviations:
+        if d.cell is None or d.unusualness < above or d.cell in out:
+            continue
+        row, col = d.cell
+        name = f"grid cell {d.region}: '{d.class_name}' count {d.observed_count}, expected {d.expected_count:g}"
+        out[d.cell] = NamedRegion(name, (row / grid, col / grid, (row + 1) / grid, (col + 1) / grid))
+    return tuple(out.values())
 
 MODEL_ARRAYS = ("global_mean", "global_precision", "grid_mean", "grid_precision",
                 "fraction_median", "fraction_std", "count_median", "count_std")

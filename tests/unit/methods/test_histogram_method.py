@@ -17,7 +17,7 @@ from pipeline.data.synth import SynthSettings, generate
 from pipeline.evaluation.evaluate import evaluate_method
 from pipeline.methods import get_method
 from pipeline.methods.histogram.method import TrimmedZ, cell_map
-from pipeline.methods.histogram.scoring import Deviation
+from pipeline.methods.histogram.scoring import Deviation, named_regions
 from pipeline.methods.runner import fit_method, load_detector
 from pipeline.methods.segmentation import settings as seg_settings
 from pipeline.pseudolabels.truth import store_true_labels
@@ -48,6 +48,20 @@ def test_cell_map_paints_each_cell_with_its_worst_deviation():
     np.testing.assert_allclose(out[:2, 3:], 5.0 + 1.0)  # top-right: worst cell value + half the whole image's
     np.testing.assert_allclose(out[2:, :3], 3.0 + 1.0)
     np.testing.assert_allclose(out[:2, :3], 1.0)
+
+
+def test_named_regions_box_each_unusual_cell_once_by_its_worst_class():
+    deviations = [  # most unusual first, as explain() returns them
+        Deviation("top-right", (0, 1), 2, "nut", 0, 1.0, 0.0, 0.1, 6.0, ""),
+        Deviation("whole image", None, 2, "nut", 1, 2.0, 0.1, 0.2, 5.0, ""),  # no place to box
+        Deviation("top-right", (0, 1), 1, "bolt", 2, 1.0, 0.2, 0.1, 4.0, ""),  # same cell: named once
+        Deviation("bottom-left", (1, 0), 1, "bolt", 2, 1.0, 0.2, 0.1, 2.5, ""),
+        Deviation("bottom-right", (1, 1), 1, "bolt", 1, 1.0, 0.1, 0.1, 1.0, ""),  # below the bar
+    ]
+    regions = named_regions(deviations, grid=2, above=2.0)
+    assert [r.name for r in regions] == ["grid cell top-right: 'nut' count 0, expected 1",
+                                         "grid cell bottom-left: 'bolt' count 2, expected 1"]
+    assert [r.box for r in regions] == [(0.0, 0.5, 0.5, 1.0), (0.5, 0.0, 1.0, 0.5)]
 
 
 def test_histogram_is_a_registered_method():
@@ -128,6 +142,11 @@ def test_trained_on_true_maps_it_separates_missing_and_extra_parts(learning_prof
     # Most anomalies are explained by a whole-image count that differs from the usual one.
     off = [p for p in predictions if any(_count_is_off(e) for e in p.explanations if e.startswith("whole image"))]
     assert len(off) >= 4
+    # Every grid cell a sentence names off is boxed and named, and only those.
+    for p in predictions:
+        cells = {e.split(":", 1)[0] for e in p.explanations if e.startswith("grid cell")}
+        assert {r.name.split(":", 1)[0] for r in p.regions} == cells
+    assert sum(bool(p.regions) for p in predictions) >= 2  # a part missing or extra lands in some cell
 
 
 def _count_is_off(sentence: str) -> bool:

@@ -43,3 +43,15 @@ def test_regions_above_the_level_are_outlined_at_the_image_resolution():
     assert green.any() and not green[:6].any() and not green[26:].any()  # only around the block
     assert not green[14:18, 14:18].any()  # an outline, not a fill
     np.testing.assert_array_equal(above_level_outline(image, amap, level=9.0), image)  # nothing above
+
+
+def test_region_boxes_outline_each_box_in_white_and_leave_the_inside():
+    from pipeline.metrics.heatmap import REGION_COLOUR, region_boxes
+
+    image = np.zeros((40, 60, 3), np.uint8)
+    assert region_boxes(image, ()) is image
+    out = region_boxes(image, [(0.5, 0.0, 1.0, 0.5)], width=2)  # the bottom-left quarter
+    white = np.all(out == REGION_COLOUR, axis=-1)
+    assert white[20, 0:30].all() and white[39, 0:30].all() and white[20:40, 0].all() and white[20:40, 29].all()
+    assert not white[23:37, 3:27].any()  # inside the box
+    assert not white[:19].any() and not white[:, 31:].any()  # outside it
